@@ -1,0 +1,85 @@
+"""The stage-action registry: how other apps act when cases enter a stage.
+
+A stage rule names its entry actions in data (``Stage.entry_actions``, e.g. ``["sms",
+"email"]``). Apps that build on ``cases`` (notifications, legal) register a handler per
+action name at start-up, in their ``AppConfig.ready``. ``cases`` never imports them:
+the arrows point inwards.
+
+Handlers receive a whole batch of entries at once, inside the transaction that moved
+the cases, so a batch of 2,000 transitions costs a handful of queries, not 2,000; and
+if the transaction rolls back, so does everything the handlers wrote.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StageEntry:
+    """One case entering (or, for repeats, re-triggering) one stage."""
+
+    case_id: int
+    loan_id: int
+    stage_id: int
+    stage_code: str
+    previous_stage_code: str | None
+    entered_at: dt.datetime
+    # 0 for the entry itself, 1, 2... for the repeats of a stage with a repeat interval.
+    repeat_number: int = 0
+    actor_id: int | None = None
+
+
+StageActionHandler = Callable[[list[StageEntry], str], None]
+_handlers: dict[str, list[StageActionHandler]] = defaultdict(list)
+
+
+def register_stage_action(
+    action: str,
+) -> Callable[[StageActionHandler], StageActionHandler]:
+    """Decorator: ``@register_stage_action("sms")`` on ``def handler(entries, action)``."""
+
+    def decorator(handler: StageActionHandler) -> StageActionHandler:
+        if handler not in _handlers[action]:
+            _handlers[action].append(handler)
+        return handler
+
+    return decorator
+
+
+def unregister_stage_action(action: str, handler: StageActionHandler) -> None:
+    if handler in _handlers.get(action, []):
+        _handlers[action].remove(handler)
+
+
+def registered_actions() -> dict[str, list[StageActionHandler]]:
+    return {action: list(handlers) for action, handlers in _handlers.items() if handlers}
+
+
+def run_stage_actions(entries: Iterable[StageEntry], actions_by_stage: dict[int, list[str]]) -> dict[str, int]:
+    """Hand each action's entries to its handlers; return how many entries each action got."""
+    by_action: dict[str, list[StageEntry]] = defaultdict(list)
+    for entry in entries:
+        for action in actions_by_stage.get(entry.stage_id, []):
+            by_action[action].append(entry)
+    counts: dict[str, int] = {}
+    for action, batch in by_action.items():
+        handlers = _handlers.get(action, [])
+        if not handlers:
+            # The rule names an action no installed app carries out yet; say so once per batch.
+            logger.info(
+                "No handler registered for stage action %r (%d cases)",
+                action,
+                len(batch),
+            )
+            continue
+        for handler in handlers:
+            handler(batch, action)
+        counts[action] = len(batch)
+    return counts

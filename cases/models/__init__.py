@@ -1,0 +1,44 @@
+from .borrowers import Borrower, Contact, Language, Relationship
+from .cases import Case, CaseEvent, CaseStatus, EventKind, Hold, HoldReason
+from .imports import ImportRun
+from .loans import Installment, Loan, Payment, PaymentAllocation
+from .stages import Stage
+from .work import (
+    ContactAttempt,
+    ContactChannel,
+    ContactOutcome,
+    Note,
+    PaymentPlan,
+    PlanInstallment,
+    PlanStatus,
+    PromiseStatus,
+    PromiseToPay,
+)
+
+__all__ = [
+    "Borrower",
+    "Case",
+    "CaseEvent",
+    "CaseStatus",
+    "Contact",
+    "ContactAttempt",
+    "ContactChannel",
+    "ContactOutcome",
+    "EventKind",
+    "Hold",
+    "HoldReason",
+    "ImportRun",
+    "Installment",
+    "Language",
+    "Loan",
+    "Note",
+    "Payment",
+    "PaymentAllocation",
+    "PaymentPlan",
+    "PlanInstallment",
+    "PlanStatus",
+    "PromiseStatus",
+    "PromiseToPay",
+    "Relationship",
+    "Stage",
+]

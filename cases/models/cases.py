@@ -1,0 +1,236 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .fields import MoneyField
+
+
+class CaseStatus(models.TextChoices):
+    OPEN = "open", _("Open")
+    ON_HOLD = "on_hold", _("On hold")
+    AWAITING_APPROVAL = "awaiting_approval", _("Awaiting approval")
+    RESOLVED = "resolved", _("Resolved")
+    CLOSED = "closed", _("Closed")
+
+
+# A case in one of these states is "open" for the one-open-case-per-loan rule.
+LIVE_STATUSES = (CaseStatus.OPEN, CaseStatus.ON_HOLD, CaseStatus.AWAITING_APPROVAL)
+
+
+class Case(models.Model):
+    """An overdue episode of one loan, from the first missed day until it is cured or closed."""
+
+    loan = models.ForeignKey("cases.Loan", on_delete=models.PROTECT, related_name="cases")
+    stage = models.ForeignKey(
+        "cases.Stage",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="cases",
+        verbose_name=_("stage"),
+    )
+    # The stage the case is waiting to enter while a supervisor's approval is pending.
+    pending_stage = models.ForeignKey(
+        "cases.Stage",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("pending stage"),
+    )
+    status = models.CharField(_("status"), max_length=20, choices=CaseStatus.choices, default=CaseStatus.OPEN)
+    days_past_due = models.PositiveIntegerField(_("days past due"), default=0)
+    outstanding = MoneyField(_("outstanding"), default=0, help_text=_("Everything still owed on the loan."))
+    overdue_amount = MoneyField(
+        _("overdue amount"),
+        default=0,
+        help_text=_("What is owed on installments already due."),
+    )
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_cases",
+        verbose_name=_("assigned collector"),
+    )
+    priority = models.IntegerField(_("priority"), default=0)
+    paused_until = models.DateField(_("paused until"), null=True, blank=True)
+    last_contact_at = models.DateTimeField(_("last contact at"), null=True, blank=True)
+    opened_at = models.DateTimeField(_("opened at"), default=timezone.now)
+    stage_entered_at = models.DateTimeField(_("stage entered at"), null=True, blank=True)
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("case")
+        verbose_name_plural = _("cases")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["loan"],
+                condition=Q(status__in=LIVE_STATUSES),
+                name="case_one_open_per_loan",
+            ),
+            models.CheckConstraint(condition=Q(outstanding__gte=0), name="case_outstanding_non_negative"),
+            models.CheckConstraint(condition=Q(overdue_amount__gte=0), name="case_overdue_non_negative"),
+        ]
+        indexes = [
+            models.Index(fields=["status", "stage"], name="case_status_stage_idx"),
+            models.Index(fields=["assigned_to", "status", "-priority"], name="case_queue_idx"),
+            models.Index(fields=["days_past_due"], name="case_dpd_idx"),
+        ]
+        permissions = [
+            ("view_all_cases", _("Can see every case, not only assigned ones")),
+            ("assign_case", _("Can assign and reassign cases")),
+            (
+                "approve_escalation",
+                _("Can approve entry to a stage that requires approval"),
+            ),
+            (
+                "reveal_personal_data",
+                _("Can reveal masked phone and id numbers, with a reason"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.loan_id}"
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in LIVE_STATUSES
+
+
+class EventKind(models.TextChoices):
+    OPENED = "opened", _("Opened")
+    STAGE_CHANGED = "stage_changed", _("Stage changed")
+    AWAITING_APPROVAL = "awaiting_approval", _("Awaiting approval")
+    APPROVED = "approved", _("Approved")
+    REJECTED = "rejected", _("Rejected")
+    PAYMENT = "payment", _("Payment")
+    PROMISE_MADE = "promise_made", _("Promise to pay")
+    PROMISE_KEPT = "promise_kept", _("Promise kept")
+    PROMISE_BROKEN = "promise_broken", _("Promise broken")
+    PLAN_PROPOSED = "plan_proposed", _("Payment plan proposed")
+    PLAN_KEPT = "plan_kept", _("Payment plan kept")
+    PLAN_BROKEN = "plan_broken", _("Payment plan broken")
+    HOLD_PLACED = "hold_placed", _("Hold placed")
+    HOLD_RELEASED = "hold_released", _("Hold released")
+    CONTACT = "contact", _("Contact attempt")
+    NOTE = "note", _("Note")
+    MESSAGE = "message", _("Message")
+    ASSIGNED = "assigned", _("Assigned")
+    RESOLVED = "resolved", _("Resolved")
+    CLOSED = "closed", _("Closed")
+
+
+class AppendOnlyError(Exception):
+    """Raised when code tries to change or remove a timeline event."""
+
+
+class CaseEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError("Case events are append-only: they cannot be updated.")
+
+    def delete(self):
+        raise AppendOnlyError("Case events are append-only: they cannot be deleted.")
+
+
+class CaseEvent(models.Model):
+    """One entry of a case's timeline. Append-only: the model refuses updates and deletes,
+    and on PostgreSQL (and SQLite) a trigger refuses them too, so not even raw SQL can
+    rewrite what happened."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="events")
+    at = models.DateTimeField(_("at"), default=timezone.now, db_index=True)
+    kind = models.CharField(_("kind"), max_length=32, choices=EventKind.choices)
+    # Null actor means the system (the sweep, a webhook, an import).
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("actor"),
+    )
+    detail = models.JSONField(_("detail"), default=dict, blank=True)
+
+    objects = CaseEventQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("case event")
+        verbose_name_plural = _("case events")
+        ordering = ["at", "id"]
+        indexes = [
+            models.Index(fields=["case", "at"], name="caseevent_case_at_idx"),
+            models.Index(fields=["kind", "at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.kind}"
+
+    @property
+    def actor_label(self) -> str:
+        return self.actor.get_username() if self.actor_id else "system"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError("Case events are append-only: they cannot be updated.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("Case events are append-only: they cannot be deleted.")
+
+
+class HoldReason(models.TextChoices):
+    DISPUTE = "dispute", _("Dispute")
+    CEASE_COMMUNICATION = "cease_communication", _("Cease communication")
+    BREATHING_SPACE = "breathing_space", _("Breathing space")
+    BANKRUPTCY = "bankruptcy", _("Bankruptcy")
+    DECEASED = "deceased", _("Deceased")
+    LEGAL_REVIEW = "legal_review", _("Legal review")
+
+
+class Hold(models.Model):
+    """A pause on a case: no escalation and no automated messages while it is active."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="holds")
+    reason = models.CharField(_("reason"), max_length=32, choices=HoldReason.choices)
+    note = models.TextField(_("note"), blank=True)
+    starts_at = models.DateTimeField(_("starts at"), default=timezone.now)
+    ends_on = models.DateField(_("until"), null=True, blank=True, help_text=_("Empty: until released."))
+    released_at = models.DateTimeField(_("released at"), null=True, blank=True)
+    placed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+
+    class Meta:
+        verbose_name = _("hold")
+        verbose_name_plural = _("holds")
+        indexes = [
+            models.Index(
+                fields=["case"],
+                condition=Q(released_at__isnull=True),
+                name="hold_active_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_reason_display()} ({self.case_id})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.released_at is None

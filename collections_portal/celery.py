@@ -1,0 +1,16 @@
+"""The Celery application.
+
+Configuration comes from Django settings under the ``CELERY_`` namespace (see
+``settings/base.py``: broker, reliable-delivery options, beat scheduler); tasks are
+discovered in each installed app's ``tasks.py``.
+"""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "collections_portal.settings.local")
+
+app = Celery("collections_portal")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

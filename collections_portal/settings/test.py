@@ -1,0 +1,25 @@
+"""The test suite: always PostgreSQL and Redis, never SQLite (CONTRACT section 1)."""
+
+import os
+
+# The defaults must be in place before base.py reads the environment.
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/collections")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+from .base import *  # noqa: F403
+from .base import DATABASES, env
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    raise RuntimeError("The test suite runs on PostgreSQL only: set DATABASE_URL to a postgres:// URL.")
+
+DEBUG = False
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="test-only-key-0123456789-abcdefghijklmnopqrstuvwxyz")
+ALLOWED_HOSTS = ["*"]
+# Fast hashing: tests create many users and never need a strong hash.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+SMS_BACKEND = "locmem"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
