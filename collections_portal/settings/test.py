@@ -12,6 +12,12 @@ from .base import DATABASES, env
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     raise RuntimeError("The test suite runs on PostgreSQL only: set DATABASE_URL to a postgres:// URL.")
 
+# One test database per pytest process, so two suites (a developer's and CI's, or two
+# worktrees) never drop each other's database. Set TEST_DATABASE_NAME to pin it.
+DATABASES["default"]["TEST"] = {
+    "NAME": env.str("TEST_DATABASE_NAME", default=f"test_{DATABASES['default']['NAME']}_{os.getpid()}"),
+}
+
 DEBUG = False
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="test-only-key-0123456789-abcdefghijklmnopqrstuvwxyz")
 ALLOWED_HOSTS = ["*"]
