@@ -39,7 +39,12 @@ def case_evaluate_loan(*, loan: Loan, as_of: dt.date, actor=None, now: dt.dateti
     """
     now = now or timezone.now()
     balance = loan_balance(loan_id=loan.pk, as_of=as_of)
-    case = Case.objects.select_for_update().select_related("stage").filter(loan=loan, status__in=LIVE_STATUSES).first()
+    case = (
+        Case.objects.select_for_update(of=("self",))
+        .select_related("stage")
+        .filter(loan=loan, status__in=LIVE_STATUSES)
+        .first()
+    )
 
     if balance.days_past_due == 0:
         if case is not None:
