@@ -1,5 +1,5 @@
 from .borrowers import Borrower, Contact, Language, Relationship
-from .cases import Case, CaseEvent, CaseStatus, EventKind, Hold, HoldReason
+from .cases import Case, CaseEvent, CaseStatus, EventKind, Hold, HoldReason, SweepRun
 from .imports import ImportRun
 from .loans import Installment, Loan, Payment, PaymentAllocation
 from .stages import Stage
@@ -41,4 +41,5 @@ __all__ = [
     "PromiseToPay",
     "Relationship",
     "Stage",
+    "SweepRun",
 ]

@@ -61,6 +61,10 @@ class Case(models.Model):
     last_contact_at = models.DateTimeField(_("last contact at"), null=True, blank=True)
     opened_at = models.DateTimeField(_("opened at"), default=timezone.now)
     stage_entered_at = models.DateTimeField(_("stage entered at"), null=True, blank=True)
+    # The business date the current stage was entered: repeats count whole days from it.
+    stage_entered_on = models.DateField(_("stage entered on"), null=True, blank=True)
+    # How many repeats of the current stage's actions have fired (0 = only the entry).
+    repeat_count = models.PositiveSmallIntegerField(_("repeats sent"), default=0)
     resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
@@ -234,3 +238,22 @@ class Hold(models.Model):
     @property
     def is_active(self) -> bool:
         return self.released_at is None
+
+
+class SweepRun(models.Model):
+    """One run of the escalation sweep, kept so that an older business date is refused and
+    supervisors can see what each run did."""
+
+    as_of = models.DateField(_("business date"), db_index=True)
+    dry_run = models.BooleanField(_("dry run"), default=False)
+    started_at = models.DateTimeField(_("started at"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    summary = models.JSONField(_("summary"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("sweep run")
+        verbose_name_plural = _("sweep runs")
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.as_of} ({self.started_at:%Y-%m-%d %H:%M})"
