@@ -34,6 +34,8 @@ class StageEntry:
     # 0 for the entry itself, 1, 2... for the repeats of a stage with a repeat interval.
     repeat_number: int = 0
     actor_id: int | None = None
+    # The business date of the entry (the sweep's as_of), which can differ from today.
+    entered_on: dt.date | None = None
 
 
 StageActionHandler = Callable[[list[StageEntry], str], None]

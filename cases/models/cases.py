@@ -57,6 +57,20 @@ class Case(models.Model):
         verbose_name=_("assigned collector"),
     )
     priority = models.IntegerField(_("priority"), default=0)
+    # When the next piece of work on the case is due (the phone stage's call task).
+    next_action_on = models.DateField(_("next action due"), null=True, blank=True)
+    # Who asked for the pending stage (null: the sweep did). Four eyes: they cannot approve it.
+    approval_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("approval requested by"),
+    )
+    approval_requested_at = models.DateTimeField(_("approval requested at"), null=True, blank=True)
+    # After a supervisor declines a gated stage, the sweep does not ask again before this date.
+    gate_snoozed_until = models.DateField(_("approval not asked again before"), null=True, blank=True)
     paused_until = models.DateField(_("paused until"), null=True, blank=True)
     last_contact_at = models.DateTimeField(_("last contact at"), null=True, blank=True)
     opened_at = models.DateTimeField(_("opened at"), default=timezone.now)

@@ -195,6 +195,9 @@ SPECTACULAR_SETTINGS = {
 # Rows per batch in bulk writes (CSV import, sweep). Large enough to amortise round
 # trips, small enough that one batch's objects stay a few megabytes.
 COLLECTIONS_BATCH_SIZE = env.int("COLLECTIONS_BATCH_SIZE", default=2000)
+# Concurrent sweeps queue behind a PostgreSQL advisory lock. Correctness does not rely on
+# it (every write is conditional); the concurrency test turns it off to prove that.
+COLLECTIONS_SWEEP_LOCK = env.bool("COLLECTIONS_SWEEP_LOCK", default=True)
 
 LOGGING = {
     "version": 1,
