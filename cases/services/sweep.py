@@ -197,7 +197,16 @@ class StageMap:
 class _Batch:
     """The statements for one range of loan ids, run inside one transaction."""
 
-    def __init__(self, *, stage_map: StageMap, as_of: dt.date, now: dt.datetime, lo: int, hi: int, actor_id=None):
+    def __init__(
+        self,
+        *,
+        stage_map: StageMap,
+        as_of: dt.date,
+        now: dt.datetime,
+        lo: int | None,
+        hi: int | None,
+        actor_id=None,
+    ):
         self.map = stage_map
         self.now = now
         self.actor_id = actor_id
@@ -206,6 +215,9 @@ class _Batch:
         self.events: list[CaseEvent] = []
         self.entries: list[StageEntry] = []
         self.cursor = connection.cursor()
+        # Which cases the statements touch: a range of loan ids, or every case (the
+        # housekeeping phase of a full sweep, which only touches the few rows it changes).
+        self.scope = "TRUE" if lo is None else "cases_case.loan_id BETWEEN %(lo)s AND %(hi)s"
 
     def execute(self, sql: str, params: dict[str, Any] | None = None, *, fetch: bool = False) -> list[tuple]:
         self.summary.statements += 1
@@ -215,24 +227,25 @@ class _Batch:
     def event(self, case_id: int, kind: str, detail: dict[str, Any]) -> None:
         self.events.append(CaseEvent(case_id=case_id, kind=kind, detail=detail, at=self.now, actor_id=self.actor_id))
 
-    def run(self) -> SweepSummary:
-        self.balances()
-        self.open_cases()
-        self.refresh_and_resolve()
-        self.release_holds()
-        self.settle_promises()
-        self.settle_plans()
-        self.sync_hold_status()
-        self.move_stages()
-        self.gate_stages()
-        self.repeat_stages()
-        self.update_priority()
-        self.execute("DROP TABLE IF EXISTS sweep_balance")
+    def run(self, *, housekeeping: bool = True, loans: bool = True) -> SweepSummary:
+        if housekeeping:
+            self.release_holds()
+            self.settle_promises()
+            self.settle_plans()
+            self.sync_hold_status()
+        if loans:
+            self.balances()
+            self.open_cases()
+            self.refresh_and_resolve()
+            self.move_stages()
+            self.gate_stages()
+            self.repeat_stages()
+            self.execute("DROP TABLE IF EXISTS sweep_balance")
         CaseEvent.objects.bulk_create(self.events, batch_size=2000)
         self.summary.statements += (len(self.events) + 1999) // 2000
         if self.entries:
             self.summary.actions.update(run_stage_actions(self.entries, self.map.actions))
-        self.summary.batches = 1
+        self.summary.batches = 1 if loans else 0
         return self.summary
 
     # 1. balances -------------------------------------------------------------------------
@@ -286,15 +299,16 @@ class _Batch:
 
     # 3. refresh and resolve ------------------------------------------------------------
     def refresh_and_resolve(self) -> None:
+        priority = priority_sql(days_past_due="b.dpd", outstanding="b.outstanding")
         rows = self.execute(
-            """
+            f"""
             UPDATE cases_case SET days_past_due = b.dpd, outstanding = b.outstanding,
-                                  overdue_amount = b.overdue, updated_at = %(now)s
+                                  overdue_amount = b.overdue, priority = {priority}, updated_at = %(now)s
             FROM sweep_balance b
             WHERE cases_case.loan_id = b.loan_id
               AND cases_case.status IN ('open', 'on_hold', 'awaiting_approval')
               AND (cases_case.days_past_due <> b.dpd OR cases_case.outstanding <> b.outstanding
-                   OR cases_case.overdue_amount <> b.overdue)
+                   OR cases_case.overdue_amount <> b.overdue OR cases_case.priority <> {priority})
             RETURNING cases_case.id
             """,
             fetch=True,
@@ -336,10 +350,10 @@ class _Batch:
     # 4. holds, promises, plans ---------------------------------------------------------
     def release_holds(self) -> None:
         rows = self.execute(
-            """
+            f"""
             UPDATE cases_hold SET released_at = %(now)s
             WHERE released_at IS NULL AND ends_on < %(as_of)s
-              AND case_id IN (SELECT id FROM cases_case WHERE loan_id BETWEEN %(lo)s AND %(hi)s)
+              AND case_id IN (SELECT cases_case.id FROM cases_case WHERE {self.scope})
             RETURNING case_id, id, reason
             """,
             fetch=True,
@@ -361,8 +375,8 @@ class _Batch:
                 status = CASE WHEN {paid_since} >= cases_promisetopay.amount THEN 'kept' ELSE 'broken' END,
                 settled_at = %(now)s
             WHERE status = 'pending'
-              AND case_id IN (SELECT id FROM cases_case WHERE loan_id BETWEEN %(lo)s AND %(hi)s
-                              AND status IN ('open', 'on_hold', 'awaiting_approval'))
+              AND case_id IN (SELECT cases_case.id FROM cases_case WHERE {self.scope}
+                              AND cases_case.status IN ('open', 'on_hold', 'awaiting_approval'))
               AND (due_date < {_sql_as_of_minus("%(grace)s")} OR {paid_since} >= cases_promisetopay.amount)
             RETURNING case_id, id, status
             """,
@@ -397,8 +411,8 @@ class _Batch:
                 status = CASE WHEN {paid_since} >= cases_paymentplan.total_amount THEN 'kept' ELSE 'broken' END,
                 settled_at = %(now)s
             WHERE status = 'active'
-              AND case_id IN (SELECT id FROM cases_case WHERE loan_id BETWEEN %(lo)s AND %(hi)s
-                              AND status IN ('open', 'on_hold', 'awaiting_approval'))
+              AND case_id IN (SELECT cases_case.id FROM cases_case WHERE {self.scope}
+                              AND cases_case.status IN ('open', 'on_hold', 'awaiting_approval'))
               AND ({paid_since} >= cases_paymentplan.total_amount OR {paid_since} < {due_so_far})
             RETURNING case_id, id, status
             """,
@@ -420,12 +434,13 @@ class _Batch:
             self._in_update(sql_before_in, ids)
 
     def sync_hold_status(self) -> None:
-        active_hold = """EXISTS (SELECT 1 FROM cases_hold h WHERE h.case_id = cases_case.id
-                          AND h.released_at IS NULL AND (h.ends_on IS NULL OR h.ends_on >= %(as_of)s))"""
+        # Driven from the (few) active holds through their partial index, not from the cases.
+        held_ids = """(SELECT h.case_id FROM cases_hold h
+                       WHERE h.released_at IS NULL AND (h.ends_on IS NULL OR h.ends_on >= %(as_of)s))"""
         held = self.execute(
             f"""
             UPDATE cases_case SET status = 'on_hold', updated_at = %(now)s
-            WHERE loan_id BETWEEN %(lo)s AND %(hi)s AND status IN ('open', 'awaiting_approval') AND {active_hold}
+            WHERE {self.scope} AND status IN ('open', 'awaiting_approval') AND cases_case.id IN {held_ids}
             RETURNING id
             """,
             fetch=True,
@@ -435,7 +450,7 @@ class _Batch:
             UPDATE cases_case
             SET status = CASE WHEN pending_stage_id IS NULL THEN 'open' ELSE 'awaiting_approval' END,
                 updated_at = %(now)s
-            WHERE loan_id BETWEEN %(lo)s AND %(hi)s AND status = 'on_hold' AND NOT {active_hold}
+            WHERE {self.scope} AND status = 'on_hold' AND cases_case.id NOT IN {held_ids}
             """
         )
         self.summary.held += len(held)
@@ -583,16 +598,6 @@ class _Batch:
                 )
             self.summary.repeats += len(rows)
 
-    # 6. priority -----------------------------------------------------------------------
-    def update_priority(self) -> None:
-        self.execute(
-            f"""
-            UPDATE cases_case SET priority = {PRIORITY_SQL.format(days_since_contact=_days_since_contact_sql())}
-            WHERE loan_id BETWEEN %(lo)s AND %(hi)s AND status IN ('open', 'on_hold', 'awaiting_approval')
-              AND priority <> {PRIORITY_SQL.format(days_since_contact=_days_since_contact_sql())}
-            """
-        )
-
 
 # The work-queue priority (higher first), kept up to date by the sweep. Each part is
 # capped so no single factor drowns the others:
@@ -601,12 +606,18 @@ class _Batch:
 #   broken promises on the case, 50 points each, up to 150;
 #   days since the last contact (or since opening when never contacted), up to 30 points.
 PRIORITY_SQL = """(
-    CASE WHEN cases_case.days_past_due > 180 THEN 180 ELSE cases_case.days_past_due END
-    + CASE WHEN cases_case.outstanding >= 30000 THEN 300 ELSE CAST(cases_case.outstanding / 100 AS INTEGER) END
+    CASE WHEN {days_past_due} > 180 THEN 180 ELSE {days_past_due} END
+    + CASE WHEN {outstanding} >= 30000 THEN 300 ELSE CAST({outstanding} / 100 AS INTEGER) END
     + (SELECT CASE WHEN COUNT(*) > 3 THEN 150 ELSE 50 * COUNT(*) END FROM cases_promisetopay bp
        WHERE bp.case_id = cases_case.id AND bp.status = 'broken')
     + {days_since_contact}
 )"""
+
+
+def priority_sql(*, days_past_due: str, outstanding: str) -> str:
+    return PRIORITY_SQL.format(
+        days_past_due=days_past_due, outstanding=outstanding, days_since_contact=_days_since_contact_sql()
+    )
 
 
 def _days_since_contact_sql() -> str:
@@ -653,14 +664,21 @@ class _DryRunRollback(Exception):
 def sweep_batch(
     *,
     as_of: dt.date,
-    lo: int,
-    hi: int,
+    lo: int | None,
+    hi: int | None,
     now: dt.datetime | None = None,
     stage_map: StageMap | None = None,
     actor=None,
     dry_run: bool = False,
+    housekeeping: bool = True,
+    loans: bool = True,
 ) -> SweepSummary:
-    """Sweep the loans with ids lo..hi in one transaction (a dry run rolls it back)."""
+    """Sweep the loans with ids lo..hi in one transaction (a dry run rolls it back).
+
+    ``housekeeping`` (holds, promises, plans) and ``loans`` (balances, opening, moving)
+    select the phases; a full sweep runs housekeeping once over every case (lo and hi
+    None), then the loan phase range by range.
+    """
     batch = _Batch(
         stage_map=stage_map or StageMap.build(),
         as_of=as_of,
@@ -671,7 +689,7 @@ def sweep_batch(
     )
     try:
         with transaction.atomic():
-            summary = batch.run()
+            summary = batch.run(housekeeping=housekeeping, loans=loans)
             if dry_run:
                 raise _DryRunRollback
     except _DryRunRollback:
@@ -703,9 +721,18 @@ def sweep_run(
             return total
         run = None if dry_run else SweepRun.objects.create(as_of=as_of, started_at=now)
         stage_map = StageMap.build()
+        # Holds, promises and plans first, over every case at once (few rows change, and
+        # their partial indexes find them), so a broken promise resumes escalation below.
+        total.add(
+            sweep_batch(as_of=as_of, lo=None, hi=None, now=now, stage_map=stage_map, dry_run=dry_run, loans=False)
+        )
         ranges = list(_loan_ranges(batch_size))
         for number, (lo, hi) in enumerate(ranges, start=1):
-            total.add(sweep_batch(as_of=as_of, lo=lo, hi=hi, now=now, stage_map=stage_map, dry_run=dry_run))
+            total.add(
+                sweep_batch(
+                    as_of=as_of, lo=lo, hi=hi, now=now, stage_map=stage_map, dry_run=dry_run, housekeeping=False
+                )
+            )
             if progress:
                 progress(number, len(ranges))
         if not dry_run:
