@@ -38,6 +38,7 @@ format: $(VENV)/.dev-deps
 
 test: $(VENV)/.dev-deps
 	$(BIN)/python scripts/check_services.py
+	sh scripts/ensure_chromium.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	DJANGO_SETTINGS_MODULE=collections_portal.settings.test $(BIN)/python manage.py makemigrations --check --dry-run
