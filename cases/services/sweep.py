@@ -61,6 +61,7 @@ class SweepSummary:
     awaiting_approval: int = 0
     resolved: int = 0
     held: int = 0
+    unheld: int = 0
     holds_released: int = 0
     promises_kept: int = 0
     promises_broken: int = 0
@@ -90,6 +91,8 @@ class SweepSummary:
                 self.repeats,
                 self.refreshed,
                 self.reassigned,
+                self.held,
+                self.unheld,
             )
         )
 
@@ -99,6 +102,7 @@ class SweepSummary:
             "awaiting_approval",
             "resolved",
             "held",
+            "unheld",
             "holds_released",
             "promises_kept",
             "promises_broken",
@@ -138,6 +142,14 @@ def _sql_as_of_minus(days_sql: str) -> str:
     return f"date(%(as_of)s, '-' || ({days_sql}) || ' days')"
 
 
+def _sql_deadline(date_sql: str, days_sql: str) -> str:
+    """Midnight in the business time zone ending the day ``date + days``: the first instant
+    that is too late. (SQLite, the demo's database, keeps times in UTC: midnight UTC there.)"""
+    if connection.vendor == "postgresql":
+        return f"((({date_sql}) + ({days_sql}) + 1)::timestamp AT TIME ZONE %(tz)s)"
+    return f"datetime({date_sql}, '+' || (({days_sql}) + 1) || ' days')"
+
+
 def _sql_same(left: str, right: str) -> str:
     """NULL-safe equality."""
     return f"{left} IS NOT DISTINCT FROM {right}" if connection.vendor == "postgresql" else f"{left} IS {right}"
@@ -165,13 +177,16 @@ class StageMap:
 
     @classmethod
     def build(cls) -> StageMap:
-        stages = list(Stage.objects.active())
+        every_stage = list(Stage.objects.order_by("order"))
+        active = [s for s in every_stage if s.active]
         moves: list[tuple[int | None, int, int, int | None]] = []
         gates: list[tuple[int | None, int, int]] = []
-        for index, current in enumerate([None, *stages]):
-            above = stages[index:]  # stages strictly after `current`
+        # Moves start from every stage, inactive ones included: a case sitting in a stage
+        # an admin switched off must still move on to the active stages above it.
+        for current in [None, *every_stage]:
+            current_order = current.order if current else 0
             reachable: list[Stage] = []
-            for stage in above:
+            for stage in (s for s in active if s.order > current_order):
                 if stage.requires_approval:
                     gates.append((current.pk if current else None, stage.pk, stage.entry_dpd))
                     break
@@ -180,15 +195,15 @@ class StageMap:
                 bound = reachable[position + 1].entry_dpd if position + 1 < len(reachable) else None
                 moves.append((current.pk if current else None, stage.pk, stage.entry_dpd, bound))
         return cls(
-            stages={s.pk: s for s in stages},
+            stages={s.pk: s for s in every_stage},
             moves=moves,
             gates=gates,
-            first_entry_dpd=stages[0].entry_dpd if stages else None,
-            actions={s.pk: list(s.entry_actions) for s in stages},
+            first_entry_dpd=active[0].entry_dpd if active else None,
+            actions={s.pk: list(s.entry_actions) for s in active},
         )
 
     def repeat_stages(self) -> list[Stage]:
-        return [s for s in self.stages.values() if s.repeat_interval_days]
+        return [s for s in self.stages.values() if s.active and s.repeat_interval_days]
 
 
 # --- One batch -------------------------------------------------------------------------
@@ -206,7 +221,9 @@ class _Batch:
         lo: int | None,
         hi: int | None,
         actor_id=None,
+        lock_loans: bool = True,
     ):
+        self.lock_loans = lock_loans
         self.map = stage_map
         self.now = now
         self.actor_id = actor_id
@@ -250,7 +267,7 @@ class _Batch:
 
     # 1. balances -------------------------------------------------------------------------
     def balances(self) -> None:
-        if connection.vendor == "postgresql":
+        if self.lock_loans and connection.vendor == "postgresql":
             # Lock the range's loans for this short transaction: a payment being recorded
             # meanwhile (it locks its loan first too) waits instead of having its fresh
             # balance overwritten with the one computed here a moment earlier.
@@ -328,24 +345,32 @@ class _Batch:
             return
         for case_id in ids:
             self.event(case_id, EventKind.RESOLVED, {"reason": "days_past_due_zero"})
-        # A cured case keeps its word: pending promises and live plans count as kept.
-        self._in_update_ids(
+        # A cured case keeps its word: pending promises and live plans count as kept, on
+        # the timeline like every other change.
+        for case_id, promise_id in self._in_update_ids(
             "UPDATE cases_promisetopay SET status = 'kept', settled_at = %(now)s WHERE status = 'pending' AND case_id",
             ids,
-        )
-        self._in_update_ids(
+            returning="case_id, id",
+        ):
+            self.event(case_id, EventKind.PROMISE_KEPT, {"promise": promise_id, "why": "resolved"})
+            self.summary.promises_kept += 1
+        for case_id, plan_id in self._in_update_ids(
             "UPDATE cases_paymentplan SET status = 'kept', settled_at = %(now)s "
             "WHERE status IN ('proposed', 'active') AND case_id",
             ids,
-        )
+            returning="case_id, id",
+        ):
+            self.event(case_id, EventKind.PLAN_KEPT, {"plan": plan_id, "why": "resolved"})
+            self.summary.plans_kept += 1
         self.summary.resolved += len(ids)
         cases_resolved.send(sender=_Batch, case_ids=ids, reason="resolved")
 
-    def _in_update(self, sql_before_in: str, ids: list[int]) -> None:
+    def _in_update(self, sql_before_in: str, ids: list[int], returning: str = "") -> list[tuple]:
         """SQLite has no tuple parameters: spell the IN list out as named parameters."""
         names = {f"id{n}": value for n, value in enumerate(ids)}
         placeholders = ", ".join(f"%({name})s" for name in names)
-        self.execute(f"{sql_before_in} IN ({placeholders})", names)
+        tail = f" RETURNING {returning}" if returning else ""
+        return self.execute(f"{sql_before_in} IN ({placeholders}){tail}", names, fetch=bool(returning))
 
     # 4. holds, promises, plans ---------------------------------------------------------
     def release_holds(self) -> None:
@@ -364,11 +389,13 @@ class _Batch:
 
     def settle_promises(self) -> None:
         # Kept as soon as the payments made since the promise reach its amount; broken once
-        # its date plus the grace days has passed without that.
+        # its date plus the grace days has passed without that. Only payments made by the
+        # deadline count: a late payment does not turn a broken promise into a kept one.
         grace = _policy_grace_days()
-        paid_since = """(SELECT COALESCE(SUM(pay.amount), 0) FROM cases_payment pay
+        paid_since = f"""(SELECT COALESCE(SUM(pay.amount), 0) FROM cases_payment pay
                           JOIN cases_case c ON c.loan_id = pay.loan_id
-                          WHERE c.id = cases_promisetopay.case_id AND pay.paid_at >= cases_promisetopay.created_at)"""
+                          WHERE c.id = cases_promisetopay.case_id AND pay.paid_at >= cases_promisetopay.created_at
+                            AND pay.paid_at < {_sql_deadline("cases_promisetopay.due_date", "%(grace)s")})"""
         rows = self.execute(
             f"""
             UPDATE cases_promisetopay SET
@@ -427,11 +454,11 @@ class _Batch:
                 self.event(case_id, EventKind.PLAN_BROKEN, {"plan": plan_id})
                 self.summary.plans_broken += 1
 
-    def _in_update_ids(self, sql_before_in: str, ids: list[int]) -> None:
-        if connection.vendor == "postgresql":
-            self.execute(f"{sql_before_in} IN %(ids)s", {"ids": tuple(ids)})
-        else:
-            self._in_update(sql_before_in, ids)
+    def _in_update_ids(self, sql_before_in: str, ids: list[int], returning: str = "") -> list[tuple]:
+        if connection.vendor != "postgresql":
+            return self._in_update(sql_before_in, ids, returning)
+        tail = f" RETURNING {returning}" if returning else ""
+        return self.execute(f"{sql_before_in} IN %(ids)s{tail}", {"ids": tuple(ids)}, fetch=bool(returning))
 
     def sync_hold_status(self) -> None:
         # Driven from the (few) active holds through their partial index, not from the cases.
@@ -445,15 +472,18 @@ class _Batch:
             """,
             fetch=True,
         )
-        self.execute(
+        unheld = self.execute(
             f"""
             UPDATE cases_case
             SET status = CASE WHEN pending_stage_id IS NULL THEN 'open' ELSE 'awaiting_approval' END,
                 updated_at = %(now)s
             WHERE {self.scope} AND status = 'on_hold' AND cases_case.id NOT IN {held_ids}
-            """
+            RETURNING id
+            """,
+            fetch=True,
         )
         self.summary.held += len(held)
+        self.summary.unheld += len(unheld)
 
     # 5. stages -------------------------------------------------------------------------
     def _movable(self) -> str:
@@ -672,6 +702,7 @@ def sweep_batch(
     dry_run: bool = False,
     housekeeping: bool = True,
     loans: bool = True,
+    lock_loans: bool = True,
 ) -> SweepSummary:
     """Sweep the loans with ids lo..hi in one transaction (a dry run rolls it back).
 
@@ -686,6 +717,7 @@ def sweep_batch(
         lo=lo,
         hi=hi,
         actor_id=getattr(actor, "pk", None),
+        lock_loans=lock_loans and not dry_run,
     )
     try:
         with transaction.atomic():
@@ -719,30 +751,47 @@ def sweep_run(
                 "Days past due only move forward with the calendar."
             )
             return total
-        run = None if dry_run else SweepRun.objects.create(as_of=as_of, started_at=now)
-        stage_map = StageMap.build()
-        # Holds, promises and plans first, over every case at once (few rows change, and
-        # their partial indexes find them), so a broken promise resumes escalation below.
-        total.add(
-            sweep_batch(as_of=as_of, lo=None, hi=None, now=now, stage_map=stage_map, dry_run=dry_run, loans=False)
-        )
-        ranges = list(_loan_ranges(batch_size))
-        for number, (lo, hi) in enumerate(ranges, start=1):
-            total.add(
-                sweep_batch(
-                    as_of=as_of, lo=lo, hi=hi, now=now, stage_map=stage_map, dry_run=dry_run, housekeeping=False
-                )
-            )
-            if progress:
-                progress(number, len(ranges))
-        if not dry_run:
-            # Housekeeping that is not per loan: cases held by collectors made inactive.
-            total.reassigned = collectors_rebalance_inactive(now=now)
-        if run is not None:
-            run.finished_at = timezone.now()
-            run.summary = total.as_dict()
-            run.save(update_fields=["finished_at", "summary"])
+        if dry_run:
+            # One transaction for the whole dry run, rolled back at the end, so that what
+            # housekeeping unlocks (an ended hold, a broken plan) shows in the moves. No
+            # loan locks: nothing it reads is kept, so a stale read costs nothing.
+            try:
+                with transaction.atomic():
+                    _sweep_phases(total, as_of=as_of, now=now, batch_size=batch_size, progress=progress, lock=False)
+                    raise _DryRunRollback
+            except _DryRunRollback:
+                pass
+            return total
+        run = SweepRun.objects.create(as_of=as_of, started_at=now)
+        _sweep_phases(total, as_of=as_of, now=now, batch_size=batch_size, progress=progress, lock=True)
+        run.finished_at = timezone.now()
+        run.summary = total.as_dict()
+        run.save(update_fields=["finished_at", "summary"])
     return total
+
+
+def _sweep_phases(
+    total: SweepSummary,
+    *,
+    as_of: dt.date,
+    now: dt.datetime,
+    batch_size: int,
+    progress: Callable[[int, int], None] | None,
+    lock: bool,
+) -> None:
+    stage_map = StageMap.build()
+    # Holds, promises and plans first, over every case at once (few rows change, and
+    # their partial indexes find them), so a broken promise resumes escalation below.
+    total.add(sweep_batch(as_of=as_of, lo=None, hi=None, now=now, stage_map=stage_map, loans=False))
+    ranges = list(_loan_ranges(batch_size))
+    for number, (lo, hi) in enumerate(ranges, start=1):
+        total.add(
+            sweep_batch(as_of=as_of, lo=lo, hi=hi, now=now, stage_map=stage_map, housekeeping=False, lock_loans=lock)
+        )
+        if progress:
+            progress(number, len(ranges))
+    # Housekeeping that is not per loan: cases held by collectors made inactive.
+    total.reassigned = collectors_rebalance_inactive(now=now)
 
 
 class _sweep_lock:

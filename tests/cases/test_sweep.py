@@ -435,11 +435,6 @@ def test_a_broken_promise_clears_the_pause_and_escalation_resumes_in_the_same_sw
     assert stage_path(case)[-1] == ("reminder", "phone")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: settle_promises counts payments made after the promised date + grace, so a late payment "
-    "keeps a promise the CONTRACT says is broken",
-)
 def test_a_payment_after_the_promised_date_and_grace_does_not_keep_the_promise(loan):
     sweep(day(5))
     case = live_case(loan)
@@ -471,11 +466,6 @@ def test_a_promise_kept_by_a_payment_that_cures_the_loan_is_on_the_timeline(loan
     assert summary.promises_kept == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: resolving a case settles its pending promise (status kept) in refresh_and_resolve without "
-    "a promise_kept event or a summary count",
-)
 def test_a_cured_case_settles_its_pending_promise_on_the_timeline(loan):
     sweep(day(5))
     case = live_case(loan)
@@ -589,11 +579,6 @@ def test_a_plan_kept_by_payments_that_cure_the_loan_is_on_the_timeline(loan):
     assert summary.plans_kept == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: resolving a case settles its active payment plan (status kept) in refresh_and_resolve "
-    "without a plan_kept event or a summary count",
-)
 def test_a_cured_case_settles_its_active_plan_on_the_timeline():
     loan = loan_with_schedule([DUE, DUE + dt.timedelta(days=60)])
     sweep(day(5))
@@ -737,11 +722,6 @@ def test_a_dry_run_after_a_real_sweep_reports_the_next_days_moves_and_keeps_the_
     assert sum(summary.escalated.values()) > 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: in a dry run the housekeeping batch (holds, promises, plans) is rolled back before the loan "
-    "batches run, so the moves it unlocks are not reported",
-)
 def test_a_dry_run_reports_the_moves_that_an_ended_hold_and_a_broken_plan_unlock():
     held = loan_with_schedule([DUE])
     planned = loan_with_schedule([DUE - dt.timedelta(days=3)])
@@ -856,11 +836,6 @@ def test_a_changed_threshold_is_honoured_by_the_next_sweep(loan):
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: StageMap only has moves out of active stages, so a case sitting in a stage an admin "
-    "deactivates never moves again",
-)
 def test_a_case_sitting_in_a_stage_that_is_deactivated_keeps_moving_forward(loan):
     sweep(day(5))
     assert live_case(loan).stage.code == "reminder"
