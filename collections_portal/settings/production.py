@@ -1,10 +1,14 @@
 """Production: secrets and hosts come from the environment, with no defaults."""
 
+from django.core.exceptions import ImproperlyConfigured
+
 from .base import *  # noqa: F403
 from .base import env
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")  # no default: refuse to start without one
+if not SECRET_KEY.strip():
+    raise ImproperlyConfigured("Set DJANGO_SECRET_KEY to a long random value; it is empty.")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
