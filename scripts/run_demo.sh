@@ -37,6 +37,7 @@ logins=$("$BIN/python" manage.py seed_demo | sed -n '/^Demo logins/,$s/^/  /p')
 # terminal's Ctrl-C then reaches only make and this script, and the trap below stops each
 # service's whole group (runserver's autoreloader child, the worker's pool) with the
 # signal it expects, and makes sure nothing is left.
+service_names=()
 service_groups=()
 stop_signals=()
 
@@ -45,6 +46,7 @@ stop_signals=()
 # last words.
 start() {
   local name=$1
+  service_names+=("$name")
   stop_signals+=("$2")
   shift 2
   { "$@" </dev/null 2>&1 | { trap '' INT TERM; exec sed -u "s/^/[$name] /"; }; } &
@@ -135,5 +137,8 @@ EOF
 
 # Returns when a service exits by itself (or a signal arrives and the trap takes over).
 wait -n || true
-echo "run_demo: a service stopped unexpectedly; stopping the others." >&2
+for i in "${!service_groups[@]}"; do
+  kill -0 "${service_groups[$i]}" 2>/dev/null || echo "run_demo: [${service_names[$i]}] stopped unexpectedly." >&2
+done
+echo "run_demo: stopping the others; see the lines above for why." >&2
 exit 1
