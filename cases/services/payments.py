@@ -51,9 +51,13 @@ def payment_record(
     paid_at: dt.datetime | str,
     actor=None,
     as_of: dt.date | None = None,
+    now: dt.datetime | None = None,
 ) -> PaymentResult:
     """Record a payment on a loan, allocate it oldest installment first and re-evaluate the
     loan's case at once (a payment that brings days past due to 0 resolves the case).
+
+    ``as_of`` and ``now`` (the business date and the time written on events) default to
+    today and the current time; the demo passes past ones when it replays a history.
 
     Idempotent by ``external_id``: the same id with the same loan, amount and time returns
     the original payment (``created=False``) and credits nothing twice; the same id with a
@@ -105,6 +109,7 @@ def payment_record(
                 case=case,
                 kind=EventKind.PAYMENT,
                 actor=actor,
+                at=now,
                 detail={
                     "payment": payment.external_id,
                     "amount": str(payment.amount),
@@ -112,7 +117,7 @@ def payment_record(
                     "unallocated": str(payment.unallocated),
                 },
             )
-        case_evaluate_loan(loan=loan_obj, as_of=as_of or business_date(), actor=actor)
+        case_evaluate_loan(loan=loan_obj, as_of=as_of or business_date(now), actor=actor, now=now)
     return PaymentResult(payment, True)
 
 

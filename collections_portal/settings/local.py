@@ -9,3 +9,8 @@ SECRET_KEY = env.str(
     default="dev-only-insecure-key-change-me-in-production-0123456789",
 )
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+
+# Serve static files straight from the app folders: no collectstatic needed (and no
+# warning about a missing STATIC_ROOT) outside production.
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True

@@ -429,6 +429,7 @@ def _replay(steps: list[Step], *, today: dt.date, supervisor: User, on_step) -> 
                 amount=step.amount,
                 paid_at=moment + dt.timedelta(hours=1, minutes=30),
                 as_of=step.on,
+                now=moment + dt.timedelta(hours=1, minutes=30),
             )
         elif step.kind == "approve":
             case = Case.objects.filter(loan=loan, status=CaseStatus.AWAITING_APPROVAL).first()
