@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from django.db import connections
 from playwright.sync_api import Browser, ConsoleMessage, Error, Page, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -43,24 +44,32 @@ ARTIFACTS_DIR = Path("test-artifacts") / "screenshots"
 
 @pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    # Package scope, not session: while Playwright's sync API is started, its event loop
-    # stays registered as the running loop of the main thread, also between calls. The
-    # rest of the suite must not run under it (asyncio.run() and async_to_sync refuse to
-    # start inside a running loop), so Playwright stops when this package is done.
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(
             f"Browser tests need Chromium at {CHROMIUM}, which is missing: run scripts/ensure_chromium.sh "
             "(as root; `make test` runs it).",
             pytrace=False,
         )
-    # For the same reason Django sees a running event loop in the main thread and would
-    # refuse the tests' ORM calls (factories, pytest-django's flush) with
-    # SynchronousOnlyOperation. Nothing async touches the database here: the loop only
-    # talks to the browser, and the live server answers from its own thread. So allow it,
-    # for exactly as long as Playwright runs.
+    # While Playwright's sync API is started, its event loop stays registered as the
+    # running loop of the main thread, also between calls. Three things follow:
+    # - Package scope, not session: the rest of the suite must not run under that loop
+    #   (asyncio.run() and async_to_sync refuse to start inside a running loop), so
+    #   Playwright stops when this package is done.
+    # - Django refuses the tests' ORM calls (factories, pytest-django's flush) with
+    #   SynchronousOnlyOperation. Nothing async touches the database here: the loop only
+    #   talks to the browser, and the live server answers from its own thread. So allow
+    #   it, for exactly as long as Playwright runs.
+    # - Django keeps database connections in an asgiref Local that switches to a
+    #   per-context store when a loop runs, so the tests would get new connection objects
+    #   without the serialized contents that `serialized_rollback` restores after each
+    #   flush (the data migrations' groups and stages would be gone from the second test
+    #   on). The same connection objects are put in that store, so nothing changes.
+    sync_connections = {alias: connections[alias] for alias in connections}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         with sync_playwright() as playwright:
+            for alias, connection in sync_connections.items():
+                connections[alias] = connection
             chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
             yield chromium
             chromium.close()
