@@ -23,8 +23,11 @@ SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="test-only-key-0123456789-abcd
 ALLOWED_HOSTS = ["*"]
 # Fast hashing: tests create many users and never need a strong hash.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-SMS_BACKEND = "locmem"
+# In-memory by default; a test that starts a worker process pointed at the loopback Twilio
+# or SMTP server passes SMS_BACKEND / EMAIL_URL in the worker's environment.
+SMS_BACKEND = env.str("SMS_BACKEND", default="locmem")
+if not env.str("EMAIL_URL", default=""):
+    EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
