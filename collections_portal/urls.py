@@ -7,6 +7,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("webhooks/", include("notifications.urls")),
     path(getattr(settings, "ADMIN_URL", "admin/"), admin.site.urls),
     path("", include("cases.urls")),
 ]

@@ -275,3 +275,28 @@ class InboundSms(models.Model):
 
     def __str__(self) -> str:
         return f"{self.from_number}: {self.body[:30]}"
+
+
+class DeliveryReceipt(models.Model):
+    """Every status callback Twilio sent, kept as received (signature already checked).
+
+    A callback can arrive before the worker has stored the message's provider id; the
+    receipt waits here and is applied as soon as the id is known. Repeats are harmless:
+    a status only ever moves a message forward.
+    """
+
+    provider_id = models.CharField(_("provider id"), max_length=64, db_index=True)
+    status = models.CharField(_("status"), max_length=16)
+    error_code = models.CharField(_("error code"), max_length=16, blank=True)
+    received_at = models.DateTimeField(_("received at"), default=timezone.now)
+    applied = models.BooleanField(_("applied"), default=False)
+
+    class Meta:
+        verbose_name = _("delivery receipt")
+        verbose_name_plural = _("delivery receipts")
+        indexes = [
+            models.Index(fields=["received_at"], condition=Q(applied=False), name="receipt_unapplied_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider_id} {self.status}"
