@@ -19,12 +19,12 @@ def test_a_real_worker_runs_the_sweep_and_a_redelivered_task_changes_nothing():
     for days in (2, 10, 40):
         loan_with_schedule([AS_OF - dt.timedelta(days=days)])
 
-    with celery_worker() as queue:
-        escalation_sweep.apply_async(kwargs={"as_of": AS_OF.isoformat()}, queue=queue)
+    with celery_worker() as worker:
+        escalation_sweep.apply_async(kwargs={"as_of": AS_OF.isoformat()}, queue=worker.queue)
         wait_for(lambda: SweepRun.objects.filter(finished_at__isnull=False).count() == 1)
         stages = sorted(Case.objects.values_list("stage__code", flat=True))
         # The same task delivered again (acks late after a crash) must be a no-op.
-        escalation_sweep.apply_async(kwargs={"as_of": AS_OF.isoformat()}, queue=queue)
+        escalation_sweep.apply_async(kwargs={"as_of": AS_OF.isoformat()}, queue=worker.queue)
         wait_for(lambda: SweepRun.objects.filter(finished_at__isnull=False).count() == 2)
 
     assert stages == ["phone", "third_party", "warning"]
