@@ -10,7 +10,7 @@ from django.db.models import DecimalField, F, Min, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from .models import Case, Hold, Installment, Loan, Stage
+from .models import Case, Installment, Loan
 from .models.cases import LIVE_STATUSES
 from .models.fields import MONEY_DIGITS, MONEY_PLACES, ZERO
 
@@ -60,38 +60,6 @@ def loan_balance(*, loan_id: int, as_of: dt.date) -> LoanBalance:
 
 def loan_live_case(*, loan_id: int) -> Case | None:
     return Case.objects.filter(loan_id=loan_id, status__in=LIVE_STATUSES).first()
-
-
-def case_has_active_hold(*, case_id: int, as_of: dt.date) -> bool:
-    return (
-        Hold.objects.filter(case_id=case_id, released_at__isnull=True)
-        .filter(Q(ends_on__isnull=True) | Q(ends_on__gte=as_of))
-        .exists()
-    )
-
-
-def active_stages() -> list[Stage]:
-    return list(Stage.objects.active())
-
-
-def stage_target(*, stages: list[Stage], current: Stage | None, dpd: int) -> tuple[Stage | None, Stage | None]:
-    """Where a case with this DPD should be: (stage to enter now, stage awaiting approval).
-
-    Stages only move forward, to the highest stage whose threshold the DPD meets. A stage
-    that requires approval is a gate: the case stops below it and waits (the second value)
-    until a supervisor approves; it never skips past the gate.
-    """
-    current_order = current.order if current else 0
-    enter: Stage | None = None
-    for stage in stages:  # ordered by `order`
-        if stage.entry_dpd > dpd:
-            break
-        if stage.order <= current_order:
-            continue
-        if stage.requires_approval:
-            return enter, stage
-        enter = stage
-    return enter, None
 
 
 def cases_for_user(user) -> QuerySet[Case]:
