@@ -1,5 +1,6 @@
 from .borrowers import Borrower, Contact, Language, Relationship
 from .cases import Case, CaseEvent, CaseStatus, EventKind, Hold, HoldReason, SweepRun
+from .idempotency import IdempotencyKey
 from .imports import ImportRun
 from .loans import Installment, Loan, Payment, PaymentAllocation
 from .stages import Stage
@@ -27,6 +28,7 @@ __all__ = [
     "EventKind",
     "Hold",
     "HoldReason",
+    "IdempotencyKey",
     "ImportRun",
     "Installment",
     "Language",
