@@ -3,6 +3,15 @@ from .cases import Case, CaseEvent, CaseStatus, EventKind, Hold, HoldReason, Swe
 from .idempotency import IdempotencyKey
 from .imports import ImportRun
 from .loans import Installment, Loan, Payment, PaymentAllocation
+from .reporting import (
+    AgingBucket,
+    BucketRoll,
+    CaseMonthBucket,
+    CollectorDay,
+    DailyActivity,
+    DashboardRefresh,
+    StageSnapshot,
+)
 from .stages import Stage
 from .work import (
     ContactAttempt,
@@ -17,6 +26,13 @@ from .work import (
 )
 
 __all__ = [
+    "AgingBucket",
+    "BucketRoll",
+    "CaseMonthBucket",
+    "CollectorDay",
+    "DailyActivity",
+    "DashboardRefresh",
+    "StageSnapshot",
     "Borrower",
     "Case",
     "CaseEvent",
