@@ -13,6 +13,7 @@ from celery import shared_task
 
 from cases.selectors import business_date
 from cases.services.assignment import collectors_rebalance_inactive
+from cases.services.reporting import dashboard_refresh as reporting_refresh
 from cases.services.sweep import sweep_run
 
 logger = logging.getLogger(__name__)
@@ -36,3 +37,13 @@ def rebalance_collectors() -> int:
     if moved:
         logger.info("rebalanced %d cases from inactive collectors", moved)
     return moved
+
+
+@shared_task(name="cases.tasks.dashboard_refresh")
+def dashboard_refresh(as_of: str | None = None, days: int = 2) -> dict:
+    """Recount the supervisor dashboard's summary rows (beat: seven minutes after each
+    quarter hour, after the sweep). Idempotent: a run over unchanged data writes nothing."""
+    result = reporting_refresh(as_of=dt.date.fromisoformat(as_of) if as_of else None, days=days)
+    if result.total:
+        logger.info("dashboard refresh %s: %s", result.as_of, {k: v for k, v in result.changes.items() if v})
+    return result.changes
