@@ -152,13 +152,13 @@ class ContactOutcome(models.TextChoices):
     CALLBACK = "callback_requested", _("Callback requested")
 
 
-# Outcomes in which someone answered: these count against the daily connected-call cap.
+# Outcomes in which someone answered about the debt: these count against the daily
+# connected-call cap. A wrong number reached nobody concerned: an attempt, not a connection.
 CONNECTED_OUTCOMES = frozenset(
     {
         ContactOutcome.RIGHT_PARTY,
         ContactOutcome.PROMISE,
         ContactOutcome.THIRD_PARTY,
-        ContactOutcome.WRONG_NUMBER,
         ContactOutcome.REFUSED,
         ContactOutcome.DISPUTE,
         ContactOutcome.CALLBACK,
