@@ -6,6 +6,7 @@ from django.urls import include, path
 urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/", include("accounts.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("webhooks/", include("notifications.urls")),
     path(getattr(settings, "ADMIN_URL", "admin/"), admin.site.urls),

@@ -114,11 +114,14 @@ def test_a_row_shows_the_loan_borrower_stage_status_days_outstanding_and_collect
 
 
 def test_stage_names_follow_the_users_language(client, supervisor):
+    # A signed-in user's saved language wins over the browser's Accept-Language.
     CaseFactory(stage=stage("warning"))
     client.force_login(supervisor)
 
-    assert "预警" in client.get(HOME, headers={"accept-language": "zh-CN"}).content.decode()
-    assert "Warning" in client.get(HOME, headers={"accept-language": "en"}).content.decode()
+    assert "Warning" in client.get(HOME, headers={"accept-language": "zh-CN"}).content.decode()
+    supervisor.language = "zh-hans"
+    supervisor.save(update_fields=["language"])
+    assert "预警" in client.get(HOME, headers={"accept-language": "en"}).content.decode()
 
 
 def test_it_lists_the_most_overdue_first_fifty_a_page(client, supervisor):
