@@ -85,3 +85,27 @@ def run_stage_actions(entries: Iterable[StageEntry], actions_by_stage: dict[int,
             handler(batch, action)
         counts[action] = len(batch)
     return counts
+
+
+# Stage guards: conditions other apps put on entering a stage (legal's limitation check on
+# ``litigation``). A guard takes the case and the business date and raises Django's
+# ValidationError with the reason; the approval service consults them before a case enters.
+StageGuard = Callable[..., None]
+_guards: dict[str, list[StageGuard]] = defaultdict(list)
+
+
+def register_stage_guard(stage_code: str, guard: StageGuard) -> StageGuard:
+    if guard not in _guards[stage_code]:
+        _guards[stage_code].append(guard)
+    return guard
+
+
+def unregister_stage_guard(stage_code: str, guard: StageGuard) -> None:
+    if guard in _guards.get(stage_code, []):
+        _guards[stage_code].remove(guard)
+
+
+def check_stage_guards(stage_code: str, case, *, as_of: dt.date) -> None:
+    """Run the guards registered for ``stage_code``; the first refusal propagates."""
+    for guard in _guards.get(stage_code, []):
+        guard(case, as_of=as_of)

@@ -8,7 +8,7 @@ assign them.
 
 from django.contrib.auth.management import create_permissions
 
-ROLE_GROUPS = ("collector", "supervisor", "legal", "admin")
+ROLE_GROUPS = ("collector", "supervisor", "legal", "admin", "agency")
 
 
 def ensure_permissions(apps, app_label: str) -> None:

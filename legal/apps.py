@@ -5,3 +5,9 @@ from django.utils.translation import gettext_lazy as _
 class LegalConfig(AppConfig):
     name = "legal"
     verbose_name = _("Agencies and litigation")
+
+    def ready(self) -> None:
+        # Register with cases: the place_agency, open_legal_matter and demand_letter stage
+        # actions, the limitation guard on litigation, agency users' case visibility and
+        # the recall of placements when cases resolve.
+        from . import handlers  # noqa: F401

@@ -7,7 +7,7 @@ import datetime as dt
 from django.db import transaction
 from django.utils import timezone
 
-from cases.actions import StageEntry, run_stage_actions
+from cases.actions import StageEntry, check_stage_guards, run_stage_actions
 from cases.exceptions import ConflictError, PermissionDenied
 from cases.models import Case, CaseStatus, EventKind, Stage
 from cases.selectors import business_date
@@ -50,6 +50,8 @@ def case_request_escalation(*, case_id: int, stage_code: str, requested_by, note
     if case.stage is not None and case.stage.order >= stage.order:
         raise ConflictError(f"Case {case_id} is already at or beyond {stage.code}.")
     now = timezone.now()
+    # Other apps' conditions on the stage (legal's limitation period) refuse with a reason.
+    check_stage_guards(stage.code, case, as_of=business_date(now))
     case.pending_stage = stage
     case.status = CaseStatus.AWAITING_APPROVAL
     case.approval_requested_by = requested_by
@@ -74,6 +76,8 @@ def case_approve_escalation(*, case_id: int, approver, note: str = "", now: dt.d
         raise PermissionDenied("Four eyes: another supervisor must approve an escalation you requested.")
     now = now or timezone.now()
     previous, stage = case.stage, case.pending_stage
+    # Other apps' conditions on the stage (legal's limitation period) refuse with a reason.
+    check_stage_guards(stage.code, case, as_of=business_date(now))
     case.stage = stage
     case.pending_stage = None
     case.status = CaseStatus.OPEN

@@ -5,9 +5,11 @@ Every value a deployment may change is read from the environment with django-env
 them; README.md explains each one.
 """
 
+import datetime as dt
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -31,8 +33,11 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "django_htmx",
+    "axes",
+    "csp",
     # Project apps. `cases` is the core; `notifications` and `legal` build on it.
     "accounts",
     "cases",
@@ -42,6 +47,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -53,6 +59,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes requires: it turns a lockout flagged during the view into a response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "collections_portal.urls"
@@ -99,6 +107,60 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# --- Security (every environment, so that tests see what production does) --------------
+# django-axes first: it refuses a locked-out username before the password is even checked.
+AUTHENTICATION_BACKENDS = [
+    "collections_portal.security.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Lock a username from one address after this many failures, for this many minutes. Per
+# (username, address) pair, so an attacker cannot lock a collector out from elsewhere.
+AXES_FAILURE_LIMIT = env.int("DJANGO_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("DJANGO_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+# The login page again, with the (translated) lockout message instead of a bare text page.
+AXES_LOCKOUT_CALLABLE = "collections_portal.security.lockout_response"
+AXES_COOLOFF_MESSAGE = _("Too many failed login attempts. Please try again later.")
+AXES_PERMALOCK_MESSAGE = _("Too many failed login attempts. Ask an administrator to unlock your account.")
+# The client's address: REMOTE_ADDR, or behind a proxy the request header the proxy sets
+# (e.g. X-Real-IP), named here. Only name a header your proxy overwrites: clients can send it too.
+CLIENT_IP_HEADER = env.str("DJANGO_CLIENT_IP_HEADER", default="")
+AXES_CLIENT_IP_CALLABLE = "collections_portal.security.client_ip"
+
+# Idle sessions end: every request pushes the expiry forward, so a session lasts this
+# many seconds after the user's last request (a workstation left unlocked logs out).
+SESSION_COOKIE_AGE = env.int("DJANGO_SESSION_COOKIE_AGE", default=30 * 60)
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+
+# The admin's URL prefix: moving it off /admin/ takes it out of reach of blind scanners.
+ADMIN_URL = env.str("DJANGO_ADMIN_PATH", default="admin/").strip("/") + "/"
+
+# /metrics answers staff sessions, and Prometheus presenting `Authorization: Bearer <token>`.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
+# Content-Security-Policy (django-csp 4): scripts only from our own origin, never inline,
+# in every environment so that a test rendering a page with an inline script fails here
+# and not in production. Inline *styles* stay allowed: Django admin and Swagger UI set
+# style attributes, and a style cannot run code.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -185,14 +247,30 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "cases.api_support.ApiPagination",
     "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_THROTTLE_CLASSES": ["cases.api_support.TokenRateThrottle"],
+    # Requests per API token (per user for session logins); counted in the cache (Redis).
+    "DEFAULT_THROTTLE_RATES": {"api": env.str("API_THROTTLE_RATE", default="600/minute")},
+    "EXCEPTION_HANDLER": "cases.api_support.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "COERCE_DECIMAL_TO_STRING": True,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Collections portal API",
+    "DESCRIPTION": (
+        "Loans, payments, cases, case work and the outbox. Authenticate with a session or "
+        "`Authorization: Token KEY`; send an `Idempotency-Key` header with every POST to make retries safe."
+    ),
     "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    # Swagger UI from drf-spectacular-sidecar's static files: the docs work without internet.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # --- Domain ---------------------------------------------------------------------------
@@ -202,12 +280,32 @@ COLLECTIONS_BATCH_SIZE = env.int("COLLECTIONS_BATCH_SIZE", default=2000)
 # Concurrent sweeps queue behind a PostgreSQL advisory lock. Correctness does not rely on
 # it (every write is conditional); the concurrency test turns it off to prove that.
 COLLECTIONS_SWEEP_LOCK = env.bool("COLLECTIONS_SWEEP_LOCK", default=True)
+# Agencies and litigation (legal/). The limitation period (诉讼时效) runs from the later of
+# the last payment and the last due date; the PRC Civil Code's general period is 3 years.
+LIMITATION_PERIOD_YEARS = env.int("LIMITATION_PERIOD_YEARS", default=3)
+# A placement with no payment for this many days is recalled from its agency automatically.
+AGENCY_RECALL_DAYS = env.int("AGENCY_RECALL_DAYS", default=60)
+# Demand letters and court documents: outside MEDIA_ROOT and never served by URL, only
+# through the portal's permission-checked download view.
+LEGAL_FILES_ROOT = VAR_DIR / "legal"
 
+# Logs: `plain` lines for people, `json` (one object per line) for a log shipper; production
+# defaults to json. Every record passes the phone-number mask on its way out, whoever wrote it.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"mask_phone_numbers": {"()": "collections_portal.logging.MaskPhoneNumbers"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "collections_portal.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": env.str("LOG_FORMAT", default="plain"),
+            "filters": ["mask_phone_numbers"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
