@@ -1,0 +1,208 @@
+"""What every API view shares: errors in DRF's field format, Idempotency-Key handling,
+pagination, per-token throttling and permission checks by role.
+
+The API views stay thin (input serializer, service call, output serializer); the pieces
+here turn the services' own exceptions into the statuses CONTRACT section 7 promises.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from rest_framework import exceptions, status
+from rest_framework.authtoken.models import Token
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from cases.exceptions import ConflictError
+from cases.exceptions import PermissionDenied as DomainPermissionDenied
+from cases.models import IdempotencyKey
+from cases.services.idempotency import (
+    HEADER as IDEMPOTENCY_HEADER,
+)
+from cases.services.idempotency import (
+    idempotency_abandon,
+    idempotency_begin,
+    idempotency_complete,
+    idempotency_fingerprint,
+)
+
+# --- Errors -----------------------------------------------------------------------------
+
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def nest_errors(message_dict: dict[str, list[str]]) -> dict[str, Any]:
+    """Turn the services' flat keys into DRF's nested error format.
+
+    ``{"borrower.phone": [...], "installments[2].due_date": [...]}`` becomes
+    ``{"borrower": {"phone": [...]}, "installments": {"2": {"due_date": [...]}}}``: the shape
+    DRF's own serializers give (3.15 and later key list items by index), so a client
+    parses one format whichever layer found the problem.
+    """
+    root: dict[Any, Any] = {}
+    for key, messages in message_dict.items():
+        if key == NON_FIELD_ERRORS:
+            key = api_settings.NON_FIELD_ERRORS_KEY
+        parts: list[str | int] = [name if name else int(index) for name, index in _PATH_PART.findall(key)] or [key]
+        node = root
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node.setdefault(parts[-1], []).extend(messages)
+    return root
+
+
+def conflict_body(exc: ConflictError) -> dict[str, Any]:
+    body: dict[str, Any] = {"detail": exc.message}
+    if exc.field:
+        body[exc.field] = [exc.message]
+    next_allowed_at = getattr(exc, "next_allowed_at", None)
+    if next_allowed_at is not None:
+        body["next_allowed_at"] = next_allowed_at.isoformat()
+    return body
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, taught the services' exceptions: Django's ValidationError is a 400
+    in field format, ConflictError a 409 with its message (and ``next_allowed_at`` when a
+    call cap is reached), the services' PermissionDenied a 403."""
+    if isinstance(exc, DjangoValidationError):
+        detail = (
+            nest_errors(exc.message_dict)
+            if hasattr(exc, "error_dict")
+            else {api_settings.NON_FIELD_ERRORS_KEY: exc.messages}
+        )
+        exc = exceptions.ValidationError(detail)
+    elif isinstance(exc, ConflictError):
+        response = Response(conflict_body(exc), status=status.HTTP_409_CONFLICT)
+        next_allowed_at = getattr(exc, "next_allowed_at", None)
+        if next_allowed_at is not None:
+            seconds = max(0, int((next_allowed_at - timezone.now()).total_seconds()))
+            response["Retry-After"] = str(seconds)
+        return response
+    elif isinstance(exc, DomainPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc))
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound(_("Not found, or not visible to you."))
+    return drf_exception_handler(exc, context)
+
+
+# --- Pagination, throttling, permissions -----------------------------------------------
+
+
+class ApiPagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class TokenRateThrottle(SimpleRateThrottle):
+    """One budget per API token (per user for session logins, per address for anonymous).
+
+    The rate is read at each request so tests and deployments can change
+    ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["api"]`` without a restart of the class.
+    """
+
+    scope = "api"
+
+    def get_rate(self) -> str | None:
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+    def get_cache_key(self, request, view) -> str:
+        if isinstance(request.auth, Token):
+            # A digest, never the token itself, goes into the cache.
+            ident = "token:" + hashlib.sha256(request.auth.key.encode()).hexdigest()[:32]
+        elif request.user and request.user.is_authenticated:
+            ident = f"user:{request.user.pk}"
+        else:
+            ident = "anon:" + self.get_ident(request)
+        return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+def requires(*permissions: str) -> type[BasePermission]:
+    """A DRF permission class: the user's role must grant every one of ``permissions``."""
+
+    class RolePermission(BasePermission):
+        def has_permission(self, request, view) -> bool:
+            if request.user.has_perms(permissions):
+                return True
+            self.message = _("Your role does not allow this (it needs %(perms)s).") % {"perms": ", ".join(permissions)}
+            return False
+
+    RolePermission.__name__ = "Requires_" + "_".join(p.replace(".", "_") for p in permissions)
+    return RolePermission
+
+
+# --- Idempotency-Key --------------------------------------------------------------------
+
+
+class _Replay(Exception):
+    def __init__(self, record: IdempotencyKey):
+        self.record = record
+
+
+class IdempotentPostMixin:
+    """Honour ``Idempotency-Key`` on POST: the same key and body replay the stored answer,
+    the same key with another body or while the first request still runs gets 409.
+
+    The key is claimed after authentication, permissions and throttling (so it is scoped
+    to a known user) and before the handler runs; any answer below 500 is stored, a server
+    error gives the key back so the retry runs again.
+    """
+
+    _idempotency: IdempotencyKey | None = None
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        self._idempotency = None
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        if request.method != "POST" or key is None:
+            return
+        data = request.data
+        body = {k: v if len(v) != 1 else v[0] for k, v in data.lists()} if hasattr(data, "lists") else data
+        start = idempotency_begin(
+            user=request.user,
+            key=key,
+            method=request.method,
+            path=request.path,
+            fingerprint=idempotency_fingerprint(method=request.method, path=request.path, body=body),
+        )
+        if start.replay:
+            raise _Replay(start.record)
+        self._idempotency = start.record
+
+    def handle_exception(self, exc):
+        if isinstance(exc, _Replay):
+            response = Response(exc.record.response_body, status=exc.record.response_status)
+            response["Idempotent-Replayed"] = "true"
+            return response
+        try:
+            return super().handle_exception(exc)
+        except Exception:
+            self._give_back_key()
+            raise
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        record, self._idempotency = self._idempotency, None
+        if record is not None:
+            if response.status_code >= 500 or response.status_code == status.HTTP_429_TOO_MANY_REQUESTS:
+                idempotency_abandon(record=record)
+            else:
+                idempotency_complete(record=record, status=response.status_code, body=response.data)
+        return super().finalize_response(request, response, *args, **kwargs)
+
+    def _give_back_key(self) -> None:
+        record, self._idempotency = self._idempotency, None
+        if record is not None:
+            idempotency_abandon(record=record)
