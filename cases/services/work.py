@@ -23,6 +23,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from cases.exceptions import CallCapReached, ConflictError, PermissionDenied
 from cases.models import (
@@ -166,14 +167,20 @@ def contact_log(
         reached = call_cap_reached(case=case, now=now)
         if reached is not None:
             if reached.cap == "connected_per_day":
-                message = _(
+                message = ngettext(
+                    "Call cap reached: at most %(limit)s connected call per case per day. "
+                    "The next call is allowed at %(when)s.",
                     "Call cap reached: at most %(limit)s connected calls per case per day. "
-                    "The next call is allowed at %(when)s."
+                    "The next call is allowed at %(when)s.",
+                    reached.limit,
                 )
             else:
-                message = _(
+                message = ngettext(
+                    "Call cap reached: at most %(limit)s call attempt per case in 7 days. "
+                    "The next call is allowed at %(when)s.",
                     "Call cap reached: at most %(limit)s call attempts per case in 7 days. "
-                    "The next call is allowed at %(when)s."
+                    "The next call is allowed at %(when)s.",
+                    reached.limit,
                 )
             raise CallCapReached(
                 message % {"limit": reached.limit, "when": _when(reached.next_allowed_at)},
