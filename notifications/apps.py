@@ -26,7 +26,10 @@ class NotificationsConfig(AppConfig):
         # Register the sms and email stage actions and the resolve listener with cases.
         from cases.policy import register_case_policy_provider
 
-        from . import handlers  # noqa: F401
+        from . import dashboard, handlers  # noqa: F401
+
+        # The supervisor dashboard's message delivery panel.
+        dashboard.register()
 
         # The case-work services (call caps, promise pauses) read the policy through this.
         register_case_policy_provider(compliance_case_policy)
