@@ -3,7 +3,13 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from collections_portal.health import healthz
+from collections_portal.metrics import metrics
+
 urlpatterns = [
+    # Probes and monitoring: no login page redirects (see health.py and metrics.py).
+    path("healthz", healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/", include("accounts.urls")),

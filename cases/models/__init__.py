@@ -1,3 +1,4 @@
+from .audit import BorrowerView
 from .borrowers import Borrower, Contact, Language, Relationship
 from .cases import Case, CaseEvent, CaseStatus, EventKind, Hold, HoldReason, SweepRun
 from .idempotency import IdempotencyKey
@@ -34,6 +35,7 @@ __all__ = [
     "DashboardRefresh",
     "StageSnapshot",
     "Borrower",
+    "BorrowerView",
     "Case",
     "CaseEvent",
     "CaseStatus",
