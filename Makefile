@@ -24,6 +24,7 @@ $(VENV)/.dev-deps: requirements.txt requirements-dev.txt | $(BIN)/python
 
 run: $(VENV)/.run-deps
 	mkdir -p var/broker/queue var/broker/processed
+	$(BIN)/python scripts/compile_messages.py
 	DJANGO_SETTINGS_MODULE=collections_portal.settings.local $(BIN)/python manage.py migrate --noinput
 	DJANGO_SETTINGS_MODULE=collections_portal.settings.local $(BIN)/python manage.py seed_demo
 	DJANGO_SETTINGS_MODULE=collections_portal.settings.local ./scripts/run_demo.sh
@@ -42,6 +43,7 @@ test: $(VENV)/.dev-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	DJANGO_SETTINGS_MODULE=collections_portal.settings.test $(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/python scripts/compile_messages.py
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 clean:

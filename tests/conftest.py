@@ -1,12 +1,16 @@
 import pytest
 
 from scripts.check_services import unreachable
+from scripts.compile_messages import compile_all
 
 
 def pytest_sessionstart(session):
     problems = unreachable()
     if problems:
         pytest.exit("Services the tests need are not running:\n" + "\n".join(problems), returncode=3)
+    # The zh-hans pages are tested too: compile the committed .po files (the .mo are not in git).
+    if compile_all(quiet=True) != 0:
+        pytest.exit("The translation catalogues do not compile (see above).", returncode=3)
 
 
 def pytest_collection_modifyitems(items):
