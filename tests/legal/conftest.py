@@ -1,6 +1,7 @@
 """The cast and the stage for legal tests: agencies, their users, staff, placed cases."""
 
 import datetime as dt
+import zoneinfo
 from decimal import Decimal
 
 import pytest
@@ -12,6 +13,9 @@ from tests.factories import UserFactory, loan_with_schedule
 DUE = dt.date(2026, 1, 1)
 # Forty days late: the sweep puts the case in the third_party stage (entry at 31 days).
 THIRD_PARTY_DAY = DUE + dt.timedelta(days=40)
+SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
+# The time the sweep runs on that business date; events and placements carry it.
+THIRD_PARTY_AT = dt.datetime.combine(THIRD_PARTY_DAY, dt.time(9, 0), tzinfo=SHANGHAI)
 
 
 @pytest.fixture(autouse=True)
@@ -58,9 +62,9 @@ def make_agency_user(username: str, agency: Agency):
     return user
 
 
-def third_party_case(*, amount: str = "1000.00", **borrower):
+def third_party_case(*, amount: str = "1000.00", due_dates=(DUE,), **loan_kwargs):
     """A case that the sweep has just moved into the third_party stage (so placed, if it can)."""
-    loan = loan_with_schedule([DUE], amount=Decimal(amount), **borrower)
-    case = case_evaluate_loan(loan=loan, as_of=THIRD_PARTY_DAY)
+    loan = loan_with_schedule(list(due_dates), amount=Decimal(amount), **loan_kwargs)
+    case = case_evaluate_loan(loan=loan, as_of=THIRD_PARTY_DAY, now=THIRD_PARTY_AT)
     assert case.stage.code == "third_party"
     return case
