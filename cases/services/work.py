@@ -48,6 +48,7 @@ from cases.models.work import CONNECTED_OUTCOMES
 from cases.policy import case_policy
 from cases.selectors import business_date, call_cap_reached, case_visible_to
 
+from .audit import borrower_view_record
 from .events import event_record
 
 # Permissions (granted to the role groups by cases/migrations/0004_roles.py).
@@ -564,6 +565,8 @@ def borrower_reveal(*, case: Case, by, field: str, reason: str, now: dt.datetime
     case = Case.objects.select_related("loan__borrower").get(pk=case.pk)
     _require_visible(case, by)
     event_record(case=case, kind=EventKind.PII_REVEALED, actor=by, at=now, detail={"field": field, "reason": reason})
+    # The borrower's own access log too: audits ask "who saw this person's data", across cases.
+    borrower_view_record(user=by, borrower=case.loan.borrower, what=field, reason=reason, at=now)
     return getattr(case.loan.borrower, field)
 
 

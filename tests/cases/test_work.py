@@ -17,6 +17,7 @@ from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Q
+from django.utils import translation
 
 from cases.exceptions import CallCapReached, ConflictError, PermissionDenied
 from cases.models import (
@@ -33,6 +34,7 @@ from cases.models import (
     PromiseStatus,
     PromiseToPay,
 )
+from cases.models.audit import BorrowerView
 from cases.models.cases import LIVE_STATUSES
 from cases.selectors import call_next_allowed_at, cases_for_user, register_case_visibility
 from cases.services import (
@@ -121,6 +123,7 @@ def snapshot() -> dict:
         "plan_installments": PlanInstallment.objects.count(),
         "holds": list(Hold.objects.order_by("pk").values()),
         "notes": Note.objects.count(),
+        "borrower_views": BorrowerView.objects.count(),
     }
 
 
@@ -298,6 +301,31 @@ def test_two_calls_logged_at_once_against_the_last_free_slot_let_only_one_throug
         assert call_next_allowed_at(case=case) is not None
     with pytest.raises(CallCapReached):
         contact_log(case=case, by=collector, channel="phone", outcome="right_party_contact")
+
+
+def test_the_call_cap_refusal_is_said_in_chinese_for_a_chinese_session(case, collector):
+    for _ in range(3):
+        contact_log(case=case, by=collector, channel="phone", outcome="right_party_contact")
+
+    with translation.override("zh-hans"), pytest.raises(CallCapReached) as caught:
+        contact_log(case=case, by=collector, channel="phone", outcome="no_answer")
+
+    assert caught.value.message.startswith("已达电话催收上限")
+    assert "每天最多接通 3 次" in caught.value.message
+    assert "2026-06-10 00:00" in caught.value.message
+
+
+def test_the_next_allowed_call_costs_two_queries_however_many_calls_were_logged(
+    case, collector, django_assert_num_queries
+):
+    ContactAttempt.objects.bulk_create(
+        ContactAttempt(case=case, channel="phone", outcome="no_answer", attempted_at=NOW - dt.timedelta(hours=h))
+        for h in range(1, 7)
+    )
+    case = Case.objects.select_related("loan__borrower").get(pk=case.pk)
+
+    with django_assert_num_queries(2):  # the compliance policy and the week's calls
+        assert call_next_allowed_at(case=case) is None
 
 
 # --- promises to pay -------------------------------------------------------------------
@@ -697,6 +725,9 @@ def test_a_supervisor_reveals_a_field_with_a_reason_on_the_timeline(case, superv
 
     [event] = events(case, EventKind.PII_REVEALED)
     assert (event.actor, event.detail) == (supervisor, {"field": field, "reason": "verify identity"})
+    assert list(BorrowerView.objects.values_list("user", "borrower", "what", "reason", "at")) == [
+        (supervisor.pk, case.loan.borrower_id, field, "verify identity", NOW)
+    ]
 
 
 def test_revealing_needs_a_known_field_and_a_reason(case, supervisor, unchanged):
