@@ -27,7 +27,7 @@ if port_open; then
   exit 1
 fi
 
-mkdir -p var/broker/queue var/broker/processed "$RUN_DIR"
+mkdir -p var/broker/queue var/broker/processed var/broker/control "$RUN_DIR"
 
 # Loads the demo if it is missing, otherwise changes nothing; either way it prints the
 # logins, which the banner shows once the web app answers.
