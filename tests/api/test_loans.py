@@ -136,7 +136,8 @@ def test_roles_other_than_integration_may_not_create_loans(role):
 
 def test_anonymous_requests_are_refused(client):
     response = client.post(URL, LOAN, content_type="application/json")
-    assert response.status_code in (401, 403)
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"
     assert not Loan.objects.exists()
 
 
