@@ -1,17 +1,26 @@
-"""Sending one outbox message: claim, check the policy, send, record. Loses nothing and
-sends nothing twice.
+"""Sending outbox messages: claim, check the policy, send, record. Loses nothing and sends
+nothing twice. A task hands over a chunk of ids; the database work is done per chunk
+wherever that is safe, and per message only where a crash could otherwise lose something.
 
-1. In one short transaction: lock the row if it is still pending and due (a second
-   delivery of the same task finds nothing to do), lock the borrower (so two workers
-   cannot both pass the SMS caps), apply the policy, and either settle the row
-   (suppressed or deferred, with the rule as the reason) or claim it: queued -> sending.
-2. Outside any transaction: call the provider.
-3. Record the outcome with a conditional UPDATE on ``status = 'sending'``.
+1. One short transaction per chunk: lock the chunk's borrowers (so two workers cannot
+   both pass the SMS caps for one borrower), lock the chunk's rows that are still pending
+   and due (a second delivery of the same task, or another worker holding them, finds
+   nothing to do), read the policy's facts for all of them with a fixed number of queries,
+   and settle each row in one UPDATE: suppressed or deferred with the rule as the reason,
+   or claimed (queued -> sending).
+2. Outside any transaction, message by message: call the provider...
+3. ...and record the outcome at once with a conditional UPDATE on ``status = 'sending'``,
+   in the same statement as its timeline event. "Sent" is written message by message, not
+   once per chunk: the provider id is the only way to know later what happened to an SMS
+   that went out, and a worker killed between sending and a batched write would lose the
+   ids of everything sent so far.
 
-A worker that dies between 1 and 3 leaves the row in ``sending``; the redelivered task
-skips it (it is no longer pending) and the reconcile task settles it from the provider's
-records, or marks it ``needs_review`` when the provider id is unknown: a blind resend
-could text a borrower twice, which is itself a breach.
+A worker that dies between 1 and 3 leaves rows in ``sending``; the redelivered task skips
+them (they are no longer pending) and the reconcile task settles them from the provider's
+records, or marks them ``needs_review`` when the provider id is unknown: a blind resend
+could text a borrower twice, which is itself a breach. This includes the rows of the chunk
+that had not been sent yet when the worker died: nothing records which of them was being
+sent at that instant, so none is resent without a person looking.
 """
 
 from __future__ import annotations
@@ -21,23 +30,33 @@ import logging
 import random
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from cases.models import Borrower, CaseEvent, EventKind
 
 from .channels.base import PermanentSendError, RecipientOptedOut, SendResult, TransientSendError
 from .channels.email import send_email
-from .channels.sms import get_sms_backend
-from .models import STATUS_RANK, Channel, MessageStatus, OutboundMessage, Reason
+from .channels.sms import SmsBackend, get_sms_backend
+from .models import (
+    PENDING_STATUSES,
+    STATUS_RANK,
+    Channel,
+    CompliancePolicy,
+    MessageStatus,
+    OutboundMessage,
+    Reason,
+)
 from .optouts import sms_opt_out_record
-from .policy import DEFER, SUPPRESS, decide
+from .policy import DEFER, SUPPRESS, decide, policy_facts
 
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 6
 BASE_BACKOFF_SECONDS = 30
 MAX_BACKOFF_SECONDS = 3600
+# The fields a claim writes, in one UPDATE for the whole chunk.
+_CLAIM_FIELDS = ["status", "reason", "scheduled_for", "claimed_at", "attempts", "updated_at"]
 
 
 @dataclass(frozen=True)
@@ -56,12 +75,103 @@ def backoff_seconds(attempt: int, *, retry_after: float | None = None) -> float:
 
 def dispatch_message(message_id: int, *, now: dt.datetime | None = None) -> Outcome | None:
     """Send one message if it is pending and due. Returns None when there was nothing to do."""
+    return dispatch_messages_now([message_id], now=now).get(message_id)
+
+
+def dispatch_messages_now(message_ids: list[int], *, now: dt.datetime | None = None) -> dict[int, Outcome]:
+    """Send the pending, due messages among ``message_ids``; the outcome of each one that
+    was pending and due (the others are someone else's or already settled).
+
+    A message whose send raises something unexpected is logged and left in ``sending``
+    for the reconcile task; the rest of the chunk goes on.
+    """
     now = now or timezone.now()
-    message = _claim(message_id, now)
-    if message is None or message.status != MessageStatus.SENDING:
-        return Outcome(message.status) if message is not None else None
+    claimed, outcomes = _claim(message_ids, now)
+    backend: SmsBackend | None = None
+    opted_out: set[str] = set()  # numbers that answered 21610 during this chunk
+    sent_provider_ids: list[str] = []
+    for message in claimed:
+        try:
+            if message.channel == Channel.SMS:
+                if message.to in opted_out:
+                    # Claimed before the number opted out a moment ago in this same chunk.
+                    outcomes[message.pk] = _settle(message, MessageStatus.SUPPRESSED, reason=Reason.OPT_OUT)
+                    continue
+                backend = backend or get_sms_backend()
+            outcome = _deliver(message, backend)
+        except Exception:
+            logger.exception("dispatch failed for message %s; the reconcile task will settle it", message.pk)
+            continue
+        outcomes[message.pk] = outcome
+        if outcome.status == MessageStatus.SENT:
+            sent_provider_ids.append(message.provider_id)
+        elif message.channel == Channel.SMS and message.reason == Reason.OPT_OUT:
+            opted_out.add(message.to)
+    if sent_provider_ids:
+        # A delivery receipt may have arrived before we knew the provider id.
+        from .receipts import receipts_apply_pending_for
+
+        receipts_apply_pending_for(sent_provider_ids)
+    return outcomes
+
+
+def _claim(message_ids: list[int], now: dt.datetime) -> tuple[list[OutboundMessage], dict[int, Outcome]]:
+    """Decide every pending, due message of the chunk in one transaction; return the ones
+    claimed for sending, and the outcomes of those suppressed or deferred."""
+    pending = {"pk__in": message_ids, "status__in": PENDING_STATUSES, "scheduled_for__lte": now}
+    with transaction.atomic():
+        # Borrowers first and in id order: the order opt-out recording takes them in
+        # (borrower, then its messages), so the two never deadlock.
+        borrowers = {
+            borrower.pk: borrower
+            for borrower in Borrower.objects.select_for_update()
+            .filter(pk__in=OutboundMessage.objects.filter(**pending).values("borrower_id"))
+            .order_by("pk")
+        }
+        if not borrowers:
+            return [], {}
+        # A row that became pending after the borrowers were read (a retry put back) waits
+        # for its own task: its borrower is not locked here.
+        messages = list(
+            OutboundMessage.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("case", "template")
+            .filter(**pending, borrower_id__in=list(borrowers))
+            .order_by("pk")
+        )
+        if not messages:
+            return [], {}
+        for message in messages:
+            message.borrower = borrowers[message.borrower_id]
+        policy = CompliancePolicy.current()
+        facts = policy_facts(messages, now=now)
+        claimed: list[OutboundMessage] = []
+        outcomes: dict[int, Outcome] = {}
+        events: list[CaseEvent] = []
+        for message in messages:
+            decision = decide(message, now=now, policy=policy, facts=facts)
+            message.updated_at = now
+            if decision.action == SUPPRESS:
+                message.status, message.reason = MessageStatus.SUPPRESSED, decision.reason
+                events.append(_event_row(message, "suppressed", reason=decision.reason))
+            elif decision.action == DEFER:
+                message.status, message.reason = MessageStatus.DEFERRED, decision.reason
+                message.scheduled_for = decision.not_before
+            else:
+                message.status, message.reason = MessageStatus.SENDING, ""
+                message.claimed_at, message.attempts = now, message.attempts + 1
+                claimed.append(message)
+                continue
+            outcomes[message.pk] = Outcome(message.status)
+        OutboundMessage.objects.bulk_update(messages, _CLAIM_FIELDS)
+        if events:
+            CaseEvent.objects.bulk_create(events)
+    return claimed, outcomes
+
+
+def _deliver(message: OutboundMessage, backend: SmsBackend | None) -> Outcome:
+    """Send one claimed message and record what happened."""
     try:
-        result = _send(message)
+        result = _send(message, backend)
     except RecipientOptedOut as exc:
         sms_opt_out_record(phone=message.to, source="twilio_21610", keyword="")
         return _settle(message, MessageStatus.SUPPRESSED, reason=Reason.OPT_OUT, error=exc)
@@ -82,48 +192,14 @@ def dispatch_message(message_id: int, *, now: dt.datetime | None = None) -> Outc
             error_message=exc.message[:1000],
             updated_at=timezone.now(),
         )
+        message.status = MessageStatus.QUEUED
         return Outcome(MessageStatus.QUEUED, retry_in=delay)
     return _record_sent(message, result)
 
 
-def _claim(message_id: int, now: dt.datetime) -> OutboundMessage | None:
-    with transaction.atomic():
-        message = (
-            OutboundMessage.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("case", "borrower", "template")
-            .filter(pk=message_id, status__in=[MessageStatus.QUEUED, MessageStatus.DEFERRED], scheduled_for__lte=now)
-            .first()
-        )
-        if message is None:
-            return None
-        # Serialise per borrower: the caps count what is being sent right now as well.
-        message.borrower = Borrower.objects.select_for_update().get(pk=message.borrower_id)
-        decision = decide(message, now=now)
-        if decision.action == SUPPRESS:
-            _update(message, status=MessageStatus.SUPPRESSED, reason=decision.reason)
-            _event(message, "suppressed", reason=decision.reason)
-        elif decision.action == DEFER:
-            _update(message, status=MessageStatus.DEFERRED, reason=decision.reason, scheduled_for=decision.not_before)
-        else:
-            _update(
-                message,
-                status=MessageStatus.SENDING,
-                reason="",
-                claimed_at=now,
-                attempts=message.attempts + 1,
-            )
-        return message
-
-
-def _update(message: OutboundMessage, **fields) -> None:
-    for name, value in fields.items():
-        setattr(message, name, value)
-    message.save(update_fields=[*fields, "updated_at"])
-
-
-def _send(message: OutboundMessage) -> SendResult:
+def _send(message: OutboundMessage, backend: SmsBackend | None) -> SendResult:
     if message.channel == Channel.SMS:
-        return get_sms_backend().send(to=message.to, body=message.body, message_id=message.pk)
+        return (backend or get_sms_backend()).send(to=message.to, body=message.body, message_id=message.pk)
     return send_email(
         to=message.to,
         subject=message.subject,
@@ -134,43 +210,82 @@ def _send(message: OutboundMessage) -> SendResult:
     )
 
 
+# One statement: the conditional UPDATE and the timeline event commit together or not at
+# all, in a single round trip.
+_RECORD_SENT_SQL = """
+WITH sent AS (
+    UPDATE {outbox}
+    SET status = %(sent)s, provider_id = %(provider_id)s, sent_at = %(at)s, error_code = '', error_message = '',
+        updated_at = %(at)s
+    WHERE id = %(id)s AND status = %(sending)s
+    RETURNING id, case_id, channel
+)
+INSERT INTO {events} (case_id, at, kind, actor_id, detail)
+SELECT case_id, %(at)s, %(kind)s, NULL, jsonb_build_object('message', id, 'channel', channel, 'outcome', 'sent')
+FROM sent
+"""
+
+
 def _record_sent(message: OutboundMessage, result: SendResult) -> Outcome:
     sent_at = timezone.now()
-    updated = OutboundMessage.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(
-        status=MessageStatus.SENT,
-        provider_id=result.provider_id,
-        sent_at=sent_at,
-        error_code="",
-        error_message="",
-        updated_at=sent_at,
-    )
-    if updated:
+    if connection.vendor == "postgresql":
+        sql = _RECORD_SENT_SQL.format(
+            outbox=connection.ops.quote_name(OutboundMessage._meta.db_table),
+            events=connection.ops.quote_name(CaseEvent._meta.db_table),
+        )
+        params = {
+            "sent": MessageStatus.SENT.value,
+            "sending": MessageStatus.SENDING.value,
+            "provider_id": result.provider_id,
+            "at": sent_at,
+            "id": message.pk,
+            "kind": EventKind.MESSAGE.value,
+        }
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            recorded = cursor.rowcount == 1
+    else:  # SQLite (the laptop demo) has no UPDATE inside WITH: the same in a transaction.
+        with transaction.atomic():
+            recorded = bool(
+                OutboundMessage.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(
+                    status=MessageStatus.SENT,
+                    provider_id=result.provider_id,
+                    sent_at=sent_at,
+                    error_code="",
+                    error_message="",
+                    updated_at=sent_at,
+                )
+            )
+            if recorded:
+                _event(message, "sent")
+    if recorded:
         message.status, message.provider_id, message.sent_at = MessageStatus.SENT, result.provider_id, sent_at
-        _event(message, "sent")
-        # A delivery receipt may have arrived before we knew the provider id.
-        from .receipts import receipts_apply_pending
-
-        receipts_apply_pending(provider_id=result.provider_id)
     return Outcome(MessageStatus.SENT)
 
 
-def _settle(message: OutboundMessage, status: str, *, reason: str, error: Exception) -> Outcome:
-    code = getattr(error, "code", "") or ""
-    text = getattr(error, "message", str(error))
-    OutboundMessage.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(
-        status=status, reason=reason, error_code=str(code)[:16], error_message=text[:1000], updated_at=timezone.now()
-    )
-    message.status = status
-    _event(message, status, reason=reason, error_code=str(code))
+def _settle(message: OutboundMessage, status: str, *, reason: str, error: Exception | None = None) -> Outcome:
+    code = str(getattr(error, "code", "") or "") if error is not None else ""
+    text = getattr(error, "message", str(error)) if error is not None else ""
+    with transaction.atomic():
+        moved = OutboundMessage.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(
+            status=status, reason=reason, error_code=code[:16], error_message=text[:1000], updated_at=timezone.now()
+        )
+        if moved:
+            _event(message, status, reason=reason, error_code=code)
+    message.status, message.reason = status, reason
     return Outcome(status)
 
 
-def _event(message: OutboundMessage, outcome: str, **detail) -> None:
-    CaseEvent.objects.create(
+def _event_row(message: OutboundMessage, outcome: str, **detail) -> CaseEvent:
+    return CaseEvent(
         case_id=message.case_id,
         kind=EventKind.MESSAGE,
         detail={"message": message.pk, "channel": message.channel, "outcome": outcome, **detail},
     )
+
+
+def _event(message: OutboundMessage, outcome: str, **detail) -> None:
+    _event_row(message, outcome, **detail).save()
 
 
 def apply_provider_status(message: OutboundMessage, provider_status: str, *, error_code: str = "") -> bool:

@@ -14,6 +14,19 @@ def receipt_record(*, provider_id: str, status: str, error_code: str = "") -> bo
     return receipts_apply_pending(provider_id=provider_id)
 
 
+def receipts_apply_pending_for(provider_ids: list[str]) -> int:
+    """Apply the receipts that arrived for these provider ids before their messages knew
+    them. One query finds them; it is almost always empty (Twilio's callbacks come after
+    its answer), so dispatch pays one query per chunk, not a lookup per message.
+    Returns how many messages moved."""
+    early = set(
+        DeliveryReceipt.objects.filter(provider_id__in=provider_ids, applied=False).values_list(
+            "provider_id", flat=True
+        )
+    )
+    return sum(receipts_apply_pending(provider_id=provider_id) for provider_id in sorted(early))
+
+
 def receipts_apply_pending(*, provider_id: str) -> bool:
     from .dispatch import apply_provider_status
 

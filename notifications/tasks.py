@@ -6,9 +6,11 @@ import datetime as dt
 import logging
 
 from celery import shared_task
+from celery.signals import task_prerun
+from django.db import connections
 from django.utils import timezone
 
-from .dispatch import dispatch_message
+from .dispatch import dispatch_messages_now
 from .models import MessageStatus, OutboundMessage
 from .reconcile import reconcile_stuck
 
@@ -19,24 +21,32 @@ RELEASE_LIMIT = 5000
 
 @shared_task(name="notifications.tasks.dispatch_messages")
 def dispatch_messages(message_ids: list[int]) -> dict[str, int]:
+    """Send a chunk of messages. If the chunk cannot even be claimed (the database is
+    unreachable), the task fails and its rows stay pending for the release task."""
     counts: dict[str, int] = {}
     retries: list[tuple[int, float]] = []
-    for message_id in message_ids:
-        try:
-            outcome = dispatch_message(message_id)
-        except Exception:
-            # One bad message must not stop the others; the row stays pending or sending
-            # and the release or reconcile task deals with it.
-            logger.exception("dispatch failed for message %s", message_id)
-            continue
-        if outcome is None:
-            continue
+    for message_id, outcome in dispatch_messages_now(message_ids).items():
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
         if outcome.retry_in is not None:
             retries.append((message_id, outcome.retry_in))
     for message_id, delay in retries:
         dispatch_messages.apply_async(args=[[message_id]], countdown=delay)
     return counts
+
+
+@task_prerun.connect
+def _drop_broken_connections(**kwargs) -> None:
+    """Workers keep their database connection from task to task (CELERY_DB_REUSE_MAX): a
+    new connection per chunk of messages would cost more than the chunk's queries. A
+    connection that failed in an earlier task (the database restarted) is dropped here,
+    so the next query reconnects instead of failing every task until the reuse limit."""
+    for connection in connections.all(initialized_only=True):
+        if connection.connection is None or not connection.errors_occurred:
+            continue
+        if connection.is_usable():
+            connection.errors_occurred = False  # an ordinary error (a conflict): keep it
+        else:
+            connection.close()
 
 
 @shared_task(name="notifications.tasks.release_due_messages")

@@ -229,6 +229,10 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fixup closes the database connection after every task, whatever
+# CONN_MAX_AGE says, so a worker would open a connection per task (per chunk of 20
+# messages in dispatch). It keeps one for this many tasks instead (0: a new one per task).
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=200)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # --- Email and SMS --------------------------------------------------------------------
@@ -318,5 +322,8 @@ LOGGING = {
         # WeasyPrint (demand letters) logs every rendering step and fontTools every subset at INFO.
         "weasyprint": {"level": "WARNING"},
         "fontTools": {"level": "WARNING"},
+        # twilio's client logs every request and response at INFO: thousands of lines in a
+        # dispatch run, phone numbers included. Its warnings and errors still show.
+        "twilio.http_client": {"level": "WARNING"},
     },
 }
