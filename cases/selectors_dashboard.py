@@ -230,8 +230,9 @@ def book_rates(period: Period) -> Rates:
     """The period's activity and the book at its start. Two queries."""
     in_range = Q(date__gte=period.start, date__lte=period.end)
     this_week = Q(date__gte=period.week_start, date__lte=period.today)
+    # Aliases may not reuse a field's name in aggregate().
     sums = {
-        name: Sum(name, filter=in_range, default=0)
+        f"sum_{name}": Sum(name, filter=in_range, default=0)
         for name in (
             "cases_opened",
             "cases_cured",
@@ -254,17 +255,17 @@ def book_rates(period: Period) -> Rates:
         date=Subquery(StageSnapshot.objects.filter(date__lt=period.start).order_by("-date").values("date")[:1])
     ).aggregate(cases=Sum("case_count", default=0), balance=Sum("balance", default=ZERO), date=Max("date"))
     return Rates(
-        opened=activity["cases_opened"],
-        cured=activity["cases_cured"],
-        escalations=activity["escalations"],
+        opened=activity["sum_cases_opened"],
+        cured=activity["sum_cases_cured"],
+        escalations=activity["sum_escalations"],
         escalations_today=activity["escalations_today"],
         escalations_this_week=activity["escalations_this_week"],
-        promises_kept=activity["promises_kept"],
-        promises_broken=activity["promises_broken"],
-        promises_made=activity["promises_made"],
-        contacts=activity["contacts"],
-        right_party_contacts=activity["right_party_contacts"],
-        collected=Decimal(activity["amount_collected"] or 0),
+        promises_kept=activity["sum_promises_kept"],
+        promises_broken=activity["sum_promises_broken"],
+        promises_made=activity["sum_promises_made"],
+        contacts=activity["sum_contacts"],
+        right_party_contacts=activity["sum_right_party_contacts"],
+        collected=Decimal(activity["sum_amount_collected"] or 0),
         start_cases=start["cases"],
         start_balance=Decimal(start["balance"] or 0),
         start_date=start["date"],
