@@ -17,5 +17,6 @@ urlpatterns = [
     path("webhooks/", include("notifications.urls")),
     path("api/", include("collections_portal.api_urls")),
     path(getattr(settings, "ADMIN_URL", "admin/"), admin.site.urls),
+    path("legal/", include("legal.urls")),
     path("", include("cases.urls")),
 ]
