@@ -24,6 +24,7 @@ $(VENV)/.dev-deps: requirements.txt requirements-dev.txt | $(BIN)/python
 
 run: $(VENV)/.run-deps
 	mkdir -p var/broker/queue var/broker/processed var/broker/control
+	sh scripts/ensure_pdf_deps.sh
 	$(BIN)/python scripts/compile_messages.py
 	DJANGO_SETTINGS_MODULE=collections_portal.settings.local $(BIN)/python manage.py migrate --noinput
 	DJANGO_SETTINGS_MODULE=collections_portal.settings.local $(BIN)/python manage.py seed_demo
@@ -40,6 +41,7 @@ format: $(VENV)/.dev-deps
 test: $(VENV)/.dev-deps
 	$(BIN)/python scripts/check_services.py
 	sh scripts/ensure_chromium.sh
+	sh scripts/ensure_pdf_deps.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	DJANGO_SETTINGS_MODULE=collections_portal.settings.test $(BIN)/python manage.py makemigrations --check --dry-run
