@@ -9,9 +9,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # gettext: msgfmt for compilemessages. fonts-noto-cjk: Chinese glyphs for the demand-letter
-# PDFs. tzdata: the IANA zones (business and borrower time zones) for zoneinfo.
+# PDFs; Pango and HarfBuzz's subsetter: WeasyPrint's system libraries (as scripts/ensure_pdf_deps.sh).
+# tzdata: the IANA zones (business and borrower time zones) for zoneinfo.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gettext fonts-noto-cjk tzdata \
+        libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 \
     && rm -rf /var/lib/apt/lists/*
 
 # An unprivileged user; its home holds gunicorn's control socket.
