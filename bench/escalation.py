@@ -22,8 +22,11 @@ and migrated if missing, with the test settings). It
 Conditions: the sweep runs as deployed (the server's settings); the reference runs twice,
 with JIT off and on, and the faster run counts (JIT compiles the big statement for seconds:
 that pays off at a million rows, not at a hundred thousand; ``--reference-jit`` picks one).
-Both get an ANALYZE of the case tables between the full and the no-op pass (what autovacuum
-would have done by the next sweep; ``--no-analyze`` skips it), and the sweep runs only
+Autovacuum is off on the development PostgreSQL server, so the benchmark does its work by
+hand: every table is VACUUM ANALYZEd after the data are built and after each reset, and both
+implementations get a VACUUM ANALYZE of the case tables between the full and the no-op
+pass (what autovacuum would have done by the next sweep; ``--no-analyze`` skips it). The
+sweep runs only
 ``cases``' own stage-action handlers (``--all-actions`` keeps notifications' and legal's,
 whose messages the reference does not write).
 
@@ -182,19 +185,21 @@ def reset() -> None:
     sql("TRUNCATE cases_case, cases_sweeprun RESTART IDENTITY CASCADE")
     # Clears the lock marks the sweep's SELECT ... FOR UPDATE left on the loan rows.
     sql("VACUUM (FREEZE, ANALYZE) cases_loan, cases_installment")
+    # Autovacuum is off on the development server: statistics and visibility maps of the
+    # (now empty) case tables are what autovacuum would have left, not leftovers of the last run.
     sql(
-        "ANALYZE cases_case, cases_caseevent, cases_hold, cases_promisetopay, cases_paymentplan, "
-        "cases_planinstallment, cases_payment, cases_stage"
+        "VACUUM (ANALYZE) cases_case, cases_caseevent, cases_hold, cases_promisetopay, cases_paymentplan, "
+        "cases_planinstallment, cases_payment, cases_stage, cases_sweeprun"
     )
     sql("CHECKPOINT")
 
 
 def between_passes(skip: bool) -> None:
-    """What autovacuum would have done by the next sweep: fresh statistics on the case tables.
-    (Autovacuum may be off on a development server; the planner then still believes the
-    case tables empty, as they were at the reset.)"""
+    """What autovacuum would have done by the next sweep (it is off on the development server):
+    dead row versions of the full pass cleaned up and fresh statistics on the case tables.
+    Without it the planner still believes the case tables empty, as they were at the reset."""
     if not skip:
-        sql("ANALYZE cases_case, cases_caseevent")
+        sql("VACUUM (ANALYZE) cases_case, cases_caseevent")
 
 
 def dead_case_rows() -> int:
@@ -223,13 +228,15 @@ def expected_dpd_histogram(n: int) -> Counter:
 LABELS = [
     ("pg_advisory_lock", "advisory lock"),
     ("pg_advisory_unlock", "advisory unlock"),
+    ("for update) select per_loan", "lock loans + balances into temp table"),
     ("from cases_loan where id between", "lock the batch's loans (FOR UPDATE)"),
-    ("drop table if exists sweep_balance", "drop temp table"),
+    ("drop table", "drop temp table"),
     ("create temp table sweep_balance", "balances: GROUP BY into temp table"),
-    ("insert into cases_caseevent", "events (INSERT)"),
-    ("insert into cases_case", "open cases (INSERT ... ON CONFLICT)"),
+    ("with opened as", "open cases at final stage + their events"),
+    ("insert into cases_caseevent", "events (INSERT ... unnest)"),
+    ("insert into cases_case", "open cases at final stage (INSERT)"),
     ("analyze sweep_balance", "ANALYZE temp table"),
-    ("update cases_case set days_past_due", "refresh metrics + priority"),
+    ("update cases_case set days_past_due", "refresh + resolve"),
     ("set status = 'resolved'", "resolve DPD 0"),
     ("with moves", "move stages"),
     ("with gates", "gate: awaiting approval"),
@@ -683,6 +690,23 @@ def mb(n_bytes: float) -> str:
     return f"{n_bytes / 2**20:,.1f} MB"
 
 
+def machine() -> str:
+    """CPU, memory and the PostgreSQL settings that matter for the figures."""
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        memory_kb = 0
+    server = sql("SHOW server_version", fetch=True)[0][0].split()[0]
+    names = ("shared_buffers", "work_mem", "synchronous_commit")
+    settings = ", ".join(f"{name} {sql(f'SHOW {name}', fetch=True)[0][0]}" for name in names)
+    return f"{os.cpu_count()} x {cpu}, {memory_kb / 2**20:.0f} GB RAM; PostgreSQL {server} ({settings})"
+
+
 def maxrss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux
 
@@ -748,7 +772,7 @@ def main() -> int:
     parser.add_argument(
         "--no-analyze",
         action="store_true",
-        help="no ANALYZE of the case tables between the full and the no-op pass (autovacuum's job, if it is on)",
+        help="no VACUUM ANALYZE of the case tables between the full and the no-op pass (autovacuum's job, if on)",
     )
     parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE one batch (written to bench/results)")
     parser.add_argument("--explain-batch", type=int, default=None, help="which batch (default: the middle one)")
@@ -857,7 +881,7 @@ def main() -> int:
             ("dead cases_case row versions after the full pass", f"{dead_sweep:,} sweep, {dead_reference:,} reference"),
             (
                 "between full and no-op pass",
-                "no ANALYZE" if args.no_analyze else "ANALYZE cases_case, cases_caseevent (both implementations)",
+                "nothing" if args.no_analyze else "VACUUM ANALYZE cases_case, cases_caseevent (both implementations)",
             ),
             (
                 "reference full / no-op, s, by JIT",
@@ -867,6 +891,7 @@ def main() -> int:
                 "autovacuum / jit on the server (the sweep's setting)",
                 f"{sql('SHOW autovacuum', fetch=True)[0][0]} / {sql('SHOW jit', fetch=True)[0][0]}",
             ),
+            ("machine", machine()),
             ("stage actions run by the sweep", "; ".join(kept_actions) or "none"),
             ("stage actions left out (--all-actions keeps them)", "; ".join(left_out_actions) or "none"),
             ("load average at start / end", f"{load_start} / {' '.join(f'{x:.1f}' for x in os.getloadavg())}"),

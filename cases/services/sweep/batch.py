@@ -4,9 +4,9 @@ On PostgreSQL a batch of the loan phase sends a fixed number of statements, what
 number of cases in it (eight when cases open or move, plus those of the stage-action
 handlers):
 
-1. the range's loans locked and their days past due, outstanding and overdue amounts
-   computed by one GROUP BY over installments into a temporary table, then ANALYZEd so
-   that the planner knows its size instead of guessing;
+1. the range's loans locked; their days past due, outstanding and overdue amounts
+   computed by one GROUP BY over installments into a temporary table (dropped at commit),
+   then ANALYZEd so that the planner knows its size instead of guessing;
 2. live cases refreshed (figures and priority) and those back at DPD 0 resolved, in one
    UPDATE;
 3. new cases for loans that reached the first stage, inserted at their final stage (or
@@ -44,6 +44,10 @@ from .summary import SweepSummary
 
 # SQLite (the demo database) writes events with bulk_create, in chunks of this many rows.
 SQLITE_EVENT_CHUNK = 2000
+
+
+def _no_event(case_id: int, kind: str, detail: dict[str, Any]) -> None:
+    """Stands in for ``Batch.event`` where the statement wrote the events itself."""
 
 
 class Batch(HousekeepingMixin):
@@ -149,12 +153,10 @@ class Batch(HousekeepingMixin):
         if self.lock_loans:
             # Lock the range's loans for this short transaction: a payment being recorded
             # meanwhile (it locks its loan first too) waits instead of having its fresh
-            # balance overwritten with the one computed here a moment earlier. The lock is
-            # taken by the same statement (every installment's loan is in ``locked``).
-            per_loan = f"""
-                WITH locked AS (SELECT id FROM cases_loan WHERE id BETWEEN %(lo)s AND %(hi)s ORDER BY id FOR UPDATE)
-                {per_loan} JOIN locked ON locked.id = per_loan.loan_id
-            """
+            # balance overwritten with the one computed here a moment earlier. It must be a
+            # statement of its own: the next one takes its snapshot once the locks are held,
+            # so it sees the installments of a payment that committed while we waited.
+            self.execute("SELECT id FROM cases_loan WHERE id BETWEEN %(lo)s AND %(hi)s ORDER BY id FOR UPDATE")
         self.execute(f"CREATE TEMP TABLE sweep_balance ON COMMIT DROP AS {per_loan}")
         # A temporary table has no statistics until ANALYZEd (autovacuum never sees it): the
         # planner would assume a large table and pick hash joins over whole indexes.
@@ -210,8 +212,7 @@ class Batch(HousekeepingMixin):
             return f"CASE {whens} ELSE {literal(None)} END"
 
         priority = priority_sql(days_past_due="fresh.dpd", outstanding="fresh.outstanding", new_case=True)
-        rows = self.execute(
-            f"""
+        insert = f"""
             INSERT INTO cases_case (loan_id, status, stage_id, pending_stage_id, days_past_due, outstanding,
                                     overdue_amount, priority, opened_at, updated_at, stage_entered_at,
                                     stage_entered_on, repeat_count, approval_requested_at)
@@ -232,21 +233,47 @@ class Batch(HousekeepingMixin):
             WHERE TRUE
             ON CONFLICT (loan_id) WHERE status IN {LIVE_SQL} DO NOTHING
             RETURNING id, loan_id, stage_id, pending_stage_id, days_past_due
-            """,
-            {"first": self.map.first_entry_dpd},
-            fetch=True,
-        )
+        """
+        if is_postgresql():
+            # The new cases' events are written by the same statement, from the rows it
+            # inserted: nothing per case crosses to Python and back (a full first sweep
+            # opens a case, and writes two or three events, for almost every loan).
+            insert = f"""
+                WITH opened AS ({insert}),
+                events AS (
+                    INSERT INTO cases_caseevent (case_id, at, kind, actor_id, detail)
+                    SELECT o.id, %(now)s, e.kind, %(actor)s::bigint, e.detail
+                    FROM opened o
+                    LEFT JOIN cases_stage entered ON entered.id = o.stage_id
+                    LEFT JOIN cases_stage gate ON gate.id = o.pending_stage_id
+                    CROSS JOIN LATERAL (VALUES
+                        (1, '{EventKind.OPENED.value}', jsonb_build_object('days_past_due', o.days_past_due)),
+                        (2, '{EventKind.STAGE_CHANGED.value}',
+                         CASE WHEN o.stage_id IS NOT NULL THEN jsonb_build_object(
+                             'from', NULL, 'to', entered.code, 'days_past_due', o.days_past_due) END),
+                        (3, '{EventKind.AWAITING_APPROVAL.value}',
+                         CASE WHEN o.pending_stage_id IS NOT NULL THEN jsonb_build_object(
+                             'stage', gate.code, 'days_past_due', o.days_past_due) END)
+                    ) AS e (position, kind, detail)
+                    WHERE e.detail IS NOT NULL
+                    ORDER BY o.id, e.position
+                )
+                SELECT id, loan_id, stage_id, pending_stage_id, days_past_due FROM opened
+            """
+        rows = self.execute(insert, {"first": self.map.first_entry_dpd, "actor": self.actor_id}, fetch=True)
+        # (SQLite: the events are made here and written with the batch's other events.)
+        event = self.event if not is_postgresql() else _no_event
         stages = self.map.stages
         for case_id, loan_id, stage_id, gate_id, dpd in rows:
             # The timeline reads as if the case had been opened, moved and gated one step at a time.
-            self.event(case_id, EventKind.OPENED, {"days_past_due": dpd})
+            event(case_id, EventKind.OPENED, {"days_past_due": dpd})
             if stage_id is not None:
                 code = stages[stage_id].code
-                self.event(case_id, EventKind.STAGE_CHANGED, {"from": None, "to": code, "days_past_due": dpd})
+                event(case_id, EventKind.STAGE_CHANGED, {"from": None, "to": code, "days_past_due": dpd})
                 self.enter(case_id, loan_id, stage_id, None)
                 self.summary.escalated[code] += 1
             if gate_id is not None:
-                self.event(case_id, EventKind.AWAITING_APPROVAL, {"stage": stages[gate_id].code, "days_past_due": dpd})
+                event(case_id, EventKind.AWAITING_APPROVAL, {"stage": stages[gate_id].code, "days_past_due": dpd})
                 self.summary.awaiting_approval += 1
         self.summary.opened += len(rows)
 
