@@ -378,3 +378,63 @@ def team_cases(filters: TeamFilters) -> QuerySet[Case]:
 def collectors() -> QuerySet[User]:
     """Active collectors, for the filters and as targets of a reassignment."""
     return User.objects.filter(is_active=True, groups__name="collector").order_by("username")
+
+
+# --- paging without COUNT(*) ---------------------------------------------------------------
+
+# How far the lists count matches exactly; past it they say "more than".
+COUNT_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """One page of a list, read without counting every match: a COUNT(*) over a million
+    cases costs as much as the rest of the page many times over. The page asks for one row
+    more than it shows to learn whether a next page exists."""
+
+    object_list: list
+    number: int
+    per_page: int
+    has_next: bool
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def next_page_number(self) -> int:
+        return self.number + 1
+
+    @property
+    def previous_page_number(self) -> int:
+        return self.number - 1
+
+    @property
+    def start_index(self) -> int:
+        return (self.number - 1) * self.per_page + 1 if self.object_list else 0
+
+    @property
+    def end_index(self) -> int:
+        return (self.number - 1) * self.per_page + len(self.object_list)
+
+
+def list_page(queryset: QuerySet, *, page: str | None, per_page: int) -> ListPage:
+    """The page numbered ``page`` (1 when missing or not a positive number). One query."""
+    number = int(page) if page and page.isdigit() and int(page) > 0 else 1
+    offset = (number - 1) * per_page
+    rows = list(queryset[offset : offset + per_page + 1])
+    return ListPage(rows[:per_page], number, per_page, len(rows) > per_page)
+
+
+@dataclass(frozen=True)
+class BoundedCount:
+    value: int
+    more: bool  # True: at least ``value`` matches, and there are more
+
+
+def count_up_to(queryset: QuerySet, limit: int | None = None) -> BoundedCount:
+    """How many rows match, counted up to ``limit``: COUNT over a LIMITed subquery, so it
+    stops early however many cases match. One query."""
+    limit = limit or COUNT_LIMIT
+    n = queryset.order_by()[: limit + 1].count()
+    return BoundedCount(min(n, limit), n > limit)

@@ -163,7 +163,7 @@ def test_the_dashboard_sends_the_same_queries_for_ten_and_a_hundred_cases(sup_cl
     with django_assert_num_queries(len(small)):
         response = sup_client.get(reverse("dashboard"))
     assert len(small) <= 12 + 8
-    assert response.context["approvals_count"] == 6
+    assert response.context["approvals_count"].value == 6
 
 
 # --- figures: hand-checked ---------------------------------------------------------------------
@@ -343,11 +343,11 @@ def test_the_team_list_sends_the_same_queries_for_ten_and_a_hundred_cases(
         sup_client.get(reverse("team_cases"), {"collector": collector.pk})
     make_cases(90, assigned_to=collector)
 
-    # Besides the session, user and permissions: stages, collectors, count, the page of cases.
+    # Besides the session, user and permissions: stages, collectors, the page, the bounded count.
     with django_assert_num_queries(len(small)):
         response = sup_client.get(reverse("team_cases"), {"collector": collector.pk})
     assert len(small) <= 4 + 8
-    assert response.context["page"].paginator.count == 100
+    assert response.context["matching"].value == 100
 
 
 def test_bulk_reassignment_moves_the_ticked_cases_and_writes_their_events(
@@ -458,5 +458,26 @@ def test_the_approvals_page_sends_the_same_queries_for_ten_and_a_hundred(sup_cli
 
     with django_assert_num_queries(len(small)):
         response = sup_client.get(reverse("approvals"))
-    assert response.context["page"].paginator.count == 100
+    assert response.context["waiting"].value == 100
     assert len(response.context["page"].object_list) == 50
+    assert response.context["page"].has_next
+
+
+def test_the_team_list_pages_without_counting_every_case(sup_client, monkeypatch):
+    import cases.selectors_dashboard as selectors
+
+    monkeypatch.setattr(selectors, "COUNT_LIMIT", 5)
+    cases = make_cases(7)
+    ids = sorted((c.pk for c in cases), reverse=True)
+
+    first = sup_client.get(reverse("team_cases"), {"status": "open"})
+    monkeypatch.setattr("cases.views_dashboard.CASES_PER_PAGE", 3)
+    second = sup_client.get(reverse("team_cases"), {"status": "open", "page": "2"})
+    past_the_end = sup_client.get(reverse("team_cases"), {"status": "open", "page": "9"})
+
+    assert "More than 5 cases match" in first.content.decode()
+    assert [c.pk for c in second.context["page"].object_list] == ids[3:6]
+    assert second.context["page"].has_next and second.context["page"].has_previous
+    assert "Page 2 (cases 4 to 6)" in second.content.decode()
+    assert "status=open&amp;page=3" in second.content.decode()
+    assert past_the_end.context["page"].object_list == []
