@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import DecimalField, F, Min, Q, QuerySet, Sum, Value
+from django.db.models import DecimalField, Exists, F, Min, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -87,10 +87,13 @@ def register_case_visibility(group_name: str, fn: CaseVisibilityRule | None) -> 
 
 def _visibility_q(user) -> Q:
     visible = Q(assigned_to=user)
-    if _visibility_rules:
-        for group_name in user.groups.filter(name__in=list(_visibility_rules)).values_list("name", flat=True):
-            rule = _visibility_rules[group_name](user)
-            visible |= rule if isinstance(rule, Q) else Q(pk__in=rule.values("pk"))
+    # Group membership is tested inside the same SQL (EXISTS), not by a query of its own, so
+    # registering a rule adds no query to every collector page.
+    memberships = user.groups.through.objects
+    for group_name, rule_fn in _visibility_rules.items():
+        rule = rule_fn(user)
+        in_group = Exists(memberships.filter(user_id=user.pk, group__name=group_name))
+        visible |= Q(in_group) & (rule if isinstance(rule, Q) else Q(pk__in=rule.values("pk")))
     return visible
 
 
