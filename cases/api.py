@@ -45,6 +45,11 @@ ERRORS = {
     409: OpenApiResponse(s.ErrorSerializer, description=_("Conflicts with what is stored.")),
 }
 READ_ERRORS = {403: ERRORS[403], 404: ERRORS[404]}
+LIST_ERRORS = {
+    400: OpenApiResponse(OpenApiTypes.OBJECT, description=_("A bad filter: DRF's field errors.")),
+    403: ERRORS[403],
+    404: OpenApiResponse(s.ErrorSerializer, description=_("A page beyond the last (or not a page number).")),
+}
 
 LOAN_EXAMPLE = {
     "external_id": "L-2026-000123",
@@ -192,7 +197,7 @@ def _case_queryset(user) -> QuerySet[Case]:
 
 
 @extend_schema_view(
-    list=extend_schema(responses={200: s.CaseOutSerializer(many=True), 400: ERRORS[400], 403: ERRORS[403]}),
+    list=extend_schema(responses={200: s.CaseOutSerializer(many=True), **LIST_ERRORS}),
     retrieve=extend_schema(responses={200: s.CaseOutSerializer, **READ_ERRORS}),
 )
 class CaseViewSet(ApiViewSet):
@@ -226,7 +231,7 @@ class CaseViewSet(ApiViewSet):
         # The case must be visible before any work is attempted: someone else's case is a 404.
         return get_object_or_404(cases_for_user(self.request.user), pk=self.kwargs["pk"])
 
-    @extend_schema(responses={200: s.CaseEventOutSerializer(many=True), **READ_ERRORS}, filters=False)
+    @extend_schema(responses={200: s.CaseEventOutSerializer(many=True), **LIST_ERRORS}, filters=False)
     @action(detail=True, methods=["get"], serializer_class=s.CaseEventOutSerializer, filter_backends=[])
     def events(self, request, pk=None):
         case = self._visible_case()

@@ -126,7 +126,8 @@ class TokenRateThrottle(SimpleRateThrottle):
         elif request.user and request.user.is_authenticated:
             ident = f"user:{request.user.pk}"
         else:
-            ident = "anon:" + self.get_ident(request)
+            # No REMOTE_ADDR (some WSGI test harnesses): one shared anonymous budget.
+            ident = "anon:" + (self.get_ident(request) or "unknown")
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
 

@@ -9,7 +9,7 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, viewsets
 from rest_framework.permissions import IsAuthenticated
 
-from cases.api import ERRORS
+from cases.api import LIST_ERRORS
 from cases.api_support import requires
 from cases.selectors import cases_for_user
 from notifications.models import Channel, MessageStatus, OutboundMessage
@@ -34,7 +34,7 @@ class MessageFilter(filters.FilterSet):
         fields = ["case", "channel", "status"]
 
 
-@extend_schema_view(list=extend_schema(responses={200: OutboundMessageOutSerializer(many=True), 400: ERRORS[400]}))
+@extend_schema_view(list=extend_schema(responses={200: OutboundMessageOutSerializer(many=True), **LIST_ERRORS}))
 class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = OutboundMessageOutSerializer
     filterset_class = MessageFilter

@@ -281,6 +281,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Two choice sets are both called "channel": name them apart in the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "ContactChannelEnum": "cases.models.ContactChannel",
+        "MessageChannelEnum": "notifications.models.Channel",
+    },
 }
 
 # --- Domain ---------------------------------------------------------------------------
