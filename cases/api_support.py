@@ -23,7 +23,6 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
-from rest_framework.views import exception_handler as drf_exception_handler
 
 from cases.exceptions import ConflictError
 from cases.exceptions import PermissionDenied as DomainPermissionDenied
@@ -77,6 +76,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     """DRF's handler, taught the services' exceptions: Django's ValidationError is a 400
     in field format, ConflictError a 409 with its message (and ``next_allowed_at`` when a
     call cap is reached), the services' PermissionDenied a 403."""
+    # Imported here: rest_framework.views reads the throttle and pagination classes of
+    # this module from the settings at import time, so a top-level import would be circular.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     if isinstance(exc, DjangoValidationError):
         detail = (
             nest_errors(exc.message_dict)
