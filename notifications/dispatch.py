@@ -31,6 +31,7 @@ import random
 from dataclasses import dataclass
 
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from cases.models import Borrower, CaseEvent, EventKind
@@ -55,8 +56,6 @@ logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 6
 BASE_BACKOFF_SECONDS = 30
 MAX_BACKOFF_SECONDS = 3600
-# The fields a claim writes, in one UPDATE for the whole chunk.
-_CLAIM_FIELDS = ["status", "reason", "scheduled_for", "claimed_at", "attempts", "updated_at"]
 
 
 @dataclass(frozen=True)
@@ -162,10 +161,27 @@ def _claim(message_ids: list[int], now: dt.datetime) -> tuple[list[OutboundMessa
                 claimed.append(message)
                 continue
             outcomes[message.pk] = Outcome(message.status)
-        OutboundMessage.objects.bulk_update(messages, _CLAIM_FIELDS)
+        _write_claims(claimed, [m for m in messages if m.status != MessageStatus.SENDING], now)
         if events:
             CaseEvent.objects.bulk_create(events)
     return claimed, outcomes
+
+
+def _write_claims(claimed: list[OutboundMessage], settled: list[OutboundMessage], now: dt.datetime) -> None:
+    """Store the chunk's decisions: one UPDATE for the claimed rows (almost always the whole
+    chunk), one per distinct outcome for the others. Cheaper than ``bulk_update``, whose
+    CASE per row and field costs more to build than the rest of the claim."""
+    if claimed:
+        OutboundMessage.objects.filter(pk__in=[m.pk for m in claimed]).update(
+            status=MessageStatus.SENDING, reason="", claimed_at=now, attempts=F("attempts") + 1, updated_at=now
+        )
+    groups: dict[tuple[str, str, dt.datetime], list[int]] = {}
+    for message in settled:
+        groups.setdefault((message.status, message.reason, message.scheduled_for), []).append(message.pk)
+    for (status, reason, scheduled_for), ids in groups.items():
+        OutboundMessage.objects.filter(pk__in=ids).update(
+            status=status, reason=reason, scheduled_for=scheduled_for, updated_at=now
+        )
 
 
 def _deliver(message: OutboundMessage, backend: SmsBackend | None) -> Outcome:

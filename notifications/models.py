@@ -193,8 +193,12 @@ class OutboundMessage(models.Model):
     sending, so a message is never sent twice.
     """
 
-    case = models.ForeignKey("cases.Case", on_delete=models.PROTECT, related_name="outbound_messages")
-    borrower = models.ForeignKey("cases.Borrower", on_delete=models.PROTECT, related_name="outbound_messages")
+    # No index of their own: outbox_case_idx and outbox_caps_idx start with these columns.
+    # Every index is written on each status change, twice per message sent.
+    case = models.ForeignKey("cases.Case", on_delete=models.PROTECT, related_name="outbound_messages", db_index=False)
+    borrower = models.ForeignKey(
+        "cases.Borrower", on_delete=models.PROTECT, related_name="outbound_messages", db_index=False
+    )
     channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices)
     to = models.CharField(_("to"), max_length=254)
     language = models.CharField(_("language"), max_length=10)

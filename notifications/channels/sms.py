@@ -165,7 +165,8 @@ class TwilioSmsBackend:
             error = _send_error(exc)
             logger.warning("SMS to %s (message %s) not sent: %s", mask_phone(to), message_id, error)
             raise error from exc
-        logger.info("SMS to %s (message %s) accepted by Twilio as %s", mask_phone(to), message_id, message.sid)
+        # DEBUG: the outbox row keeps the sid; a line per message at INFO would flood the log.
+        logger.debug("SMS to %s (message %s) accepted by Twilio as %s", mask_phone(to), message_id, message.sid)
         return SendResult(provider_id=message.sid, status=str(message.status or "queued"))
 
     def fetch_status(self, provider_id: str) -> str | None:
