@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Exists, F, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import Exists, F, OuterRef, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_date
 from django.utils.translation import gettext as _
@@ -28,6 +28,7 @@ from .models import (
     HoldReason,
     Installment,
     PaymentPlan,
+    PlanInstallment,
     PlanStatus,
     PromiseStatus,
     PromiseToPay,
@@ -126,19 +127,22 @@ def case_for_user_or_404(*, user, case_id: int) -> Case:
 
 
 def case_file(*, case: Case, now: dt.datetime | None = None) -> CaseFile:
-    """The case page's data: 8 queries (stages, installments, timeline, holds, promises,
-    plans with their installments, and the call caps' attempts and policy)."""
+    """The case page's data in 9 queries: stages, installments, timeline, holds, promises,
+    plans, the plans' installments, and the call caps' policy and attempts."""
     today = business_date(now)
     stages = list(Stage.objects.active().order_by("order"))
     installments = list(Installment.objects.filter(loan_id=case.loan_id).order_by("due_date", "sequence"))
     events = list(CaseEvent.objects.filter(case=case).select_related("actor").order_by("-at", "-id")[:TIMELINE_LIMIT])
     holds = list(Hold.objects.filter(case=case).select_related("placed_by").order_by("-starts_at", "-id")[:20])
     promises = list(PromiseToPay.objects.filter(case=case).order_by("-created_at", "-id")[:5])
-    plans = list(
-        PaymentPlan.objects.filter(case=case)
-        .prefetch_related(Prefetch("installments"))
-        .order_by("-created_at", "-id")[:2]
-    )
+    plans = list(PaymentPlan.objects.filter(case=case).order_by("-created_at", "-id")[:2])
+    # Read always (a prefetch would skip the query when there is no plan), so the page's
+    # query count does not depend on whether the case has a plan.
+    plan_rows: dict[int, list[PlanInstallment]] = {}
+    for row in PlanInstallment.objects.filter(plan__case=case).order_by("plan_id", "sequence"):
+        plan_rows.setdefault(row.plan_id, []).append(row)
+    for plan in plans:
+        plan.schedule = plan_rows.get(plan.pk, [])
     reached = call_cap_reached(case=case, now=now)
 
     def hold_is_active(hold: Hold) -> bool:

@@ -145,9 +145,9 @@ def test_the_page_refuses_post(client, collector, case):
 
 
 # Session, user, permissions (user and groups), the case with its borrower, loan, stages and
-# collector, the user's groups (visibility rules), the stage path, installments, timeline,
-# holds, promises, plans and their installments, the call-cap attempts, the compliance
-# policy, and the session's save (savepoint, UPDATE, release: SESSION_SAVE_EVERY_REQUEST).
+# collector, the stage path, installments, timeline, holds, promises, plans, the plans'
+# installments, the compliance policy, the call-cap attempts, and the session's save
+# (savepoint, UPDATE, release: SESSION_SAVE_EVERY_REQUEST).
 CASE_PAGE_QUERIES = 17
 
 
@@ -166,6 +166,9 @@ def test_the_case_page_sends_a_fixed_number_of_queries(client, collector, case, 
         )
     Hold.objects.create(case=case, reason=HoldReason.DISPUTE, placed_by=collector)
     PromiseToPay.objects.create(case=case, amount=Decimal(10), due_date=dt.date(2026, 11, 20))
+    plan = PaymentPlan.objects.create(case=case, total_amount=Decimal(20))
+    for n in range(1, 5):
+        plan.installments.create(sequence=n, due_date=dt.date(2026, 12, n), amount=Decimal(5))
 
     with django_assert_num_queries(CASE_PAGE_QUERIES):
         assert client.get(url("case-detail", case)).status_code == 200
@@ -341,6 +344,8 @@ def test_a_collector_proposes_a_payment_plan(client, collector, case):
     plan = PaymentPlan.objects.get(case=case)
     assert (plan.total_amount, plan.waived_amount, plan.status) == (Decimal("1200.00"), Decimal("100.00"), "proposed")
     assert plan.installments.count() == 2
+    page = client.get(url("case-detail", case)).content.decode()
+    assert "Payment plan" in page and "Proposed" in page and "2026-12-25" in page
 
 
 def test_a_plan_row_with_a_date_and_no_amount_is_refused(client, collector, case):
