@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
-from collections_portal.celery import app
 from tests.support.celery_worker import test_database_url as worker_database_url
 from tests.support.celery_worker import wait_for
-from tests.support.redis_server import RedisServer, free_port
+from tests.support.redis_server import RedisServer, celery_broker, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,14 +25,10 @@ pytestmark = pytest.mark.django_db
 def private_broker():
     """The Celery app pointed at a Redis of this test's own (the shared one is never stopped)."""
     server = RedisServer(appendonly=False).start()
-    previous = app.conf.broker_url
-    app.conf.broker_url = server.url
-    app.pool.force_close_all()
     try:
-        yield server
+        with celery_broker(server.url):
+            yield server
     finally:
-        app.conf.broker_url = previous
-        app.pool.force_close_all()
         server.stop()
 
 

@@ -17,6 +17,8 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import redis
@@ -87,3 +89,25 @@ class RedisServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+@contextmanager
+def celery_broker(url: str) -> Iterator[None]:
+    """Send this process's tasks to the broker at ``url`` for the duration (the app's
+    connection and producer pools are rebuilt on the way in and out)."""
+    from collections_portal.celery import app
+
+    def reset_pools() -> None:
+        if app._pool is not None:
+            app._pool.force_close_all()
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    previous = app.conf.broker_url
+    app.conf.broker_url = url
+    reset_pools()
+    try:
+        yield
+    finally:
+        app.conf.broker_url = previous
+        reset_pools()
