@@ -6,9 +6,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from cases.actions import StageEntry, register_stage_action, register_stage_guard
+from cases.dashboard import register_dashboard_panel
 from cases.selectors import register_case_visibility
 from cases.signals import cases_resolved
 
+from .dashboard import agencies_panel
 from .letters import demand_letters_generate
 from .limitation import litigation_guard
 from .models import LegalMatter, MatterStatus, Placement, RecallReason
@@ -59,3 +61,4 @@ def agency_visible_cases(user) -> Q:
 cases_resolved.connect(recall_on_resolve, dispatch_uid="legal.recall_on_resolve")
 register_stage_guard("litigation", litigation_guard)
 register_case_visibility(AGENCY_GROUP, agency_visible_cases)
+register_dashboard_panel("agencies", agencies_panel, order=80)

@@ -105,6 +105,29 @@ def agency_performance(*, now: dt.datetime | None = None) -> list[AgencyPerforma
     return rows
 
 
+def agency_performance_stored() -> list[AgencyPerformance]:
+    """The same figures from the amounts stored on the placements (settled at each recall and
+    refreshed daily by the recall task): one query, for the dashboard panel."""
+    agencies = Agency.objects.annotate(
+        n_placed=Count("placements"),
+        n_current=Count("placements", filter=Q(placements__recalled_at__isnull=True)),
+        balance=Coalesce(Sum("placements__balance_placed"), Value(ZERO), output_field=_MONEY),
+        recovered=Coalesce(Sum("placements__amount_recovered"), Value(ZERO), output_field=_MONEY),
+        commission=Coalesce(Sum("placements__commission_due"), Value(ZERO), output_field=_MONEY),
+    ).order_by("name")
+    return [
+        AgencyPerformance(
+            agency=a,
+            placed=a.n_placed,
+            current=a.n_current,
+            balance_placed=a.balance,
+            recovered=a.recovered,
+            commission=a.commission,
+        )
+        for a in agencies
+    ]
+
+
 def legal_matters_list(*, status: str | None = None, now: dt.datetime | None = None) -> QuerySet[LegalMatter]:
     """Matters with their borrower and next hearing, newest first: one query."""
     now = now or timezone.now()

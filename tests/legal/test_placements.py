@@ -269,3 +269,22 @@ def test_two_placers_at_once_never_exceed_capacity_nor_place_a_case_twice():
     placed = list(Placement.objects.filter(recalled_at__isnull=True).values_list("case_id", flat=True))
     assert len(placed) == agency.capacity
     assert len(set(placed)) == len(placed)
+
+
+def test_the_dashboard_panel_shows_the_stored_figures_in_one_query(legal_user, django_assert_num_queries):
+    from cases.dashboard import dashboard_panel, dashboard_panel_keys
+    from cases.selectors_dashboard import Period
+
+    agency = make_agency("A", commission="10.00")
+    case = third_party_case()
+    placed_at = current(case).placed_at
+    payment_record(external_id="P-1", loan=case.loan.external_id, amount="300.00", paid_at=placed_at)
+    placement_recall(placement_id=current(case).pk, user=legal_user, now=placed_at + dt.timedelta(days=1))
+    assert "agencies" in dashboard_panel_keys()
+    day = placed_at.date()
+    with django_assert_num_queries(1):
+        panel = dashboard_panel("agencies", Period(start=day, end=day, today=day))
+    [row] = [r for r in panel.rows if r[0] == agency.name]
+    assert row[1:5] == [1, 0, Decimal("1000.00"), Decimal("300.00")]
+    assert panel.display_rows[0][5] == "30.0%"
+    assert row[6] == Decimal("30.00")
