@@ -238,6 +238,7 @@ LABELS = [
     ("analyze sweep_balance", "ANALYZE temp table"),
     ("update cases_case set days_past_due", "refresh + resolve"),
     ("set status = 'resolved'", "resolve DPD 0"),
+    ("with t (from_stage", "advance: move + gate + repeat (one UPDATE)"),
     ("with moves", "move stages"),
     ("with gates", "gate: awaiting approval"),
     ("set repeat_count = repeat_count + 1", "repeats"),

@@ -102,9 +102,12 @@ class Batch(HousekeepingMixin):
             # already live, and the new ones are written once, already final.
             self.refresh_and_resolve()
             self.open_cases()
-            self.move_stages()
-            self.gate_stages()
-            self.repeat_stages()
+            if is_postgresql():
+                self.advance()
+            else:
+                self.move_stages()
+                self.gate_stages()
+                self.repeat_stages()
             if self.drop_balances:
                 self.execute("DROP TABLE sweep_balance")
         self.write_events()
@@ -196,7 +199,7 @@ class Batch(HousekeepingMixin):
     def open_cases(self) -> None:
         if self.map.first_entry_dpd is None:
             return
-        outcomes = self.map.new_case_outcomes()
+        outcomes = [o for o in self.map.new_case_outcomes() if o.stage_id is not None or o.gate_id is not None]
 
         def literal(value: int | None) -> str:
             if value is not None:
@@ -300,6 +303,91 @@ class Batch(HousekeepingMixin):
                 params[key] = value
                 cast = casts.get(name, "") if is_postgresql() else ""
                 cells.append(f"%({key})s{cast}")
+            tuples.append(f"({', '.join(cells)})")
+        return "VALUES " + ", ".join(tuples), params
+
+    def advance(self) -> None:
+        """Moves, gates and repeats of the existing cases in one UPDATE (PostgreSQL).
+
+        It does what ``move_stages``, ``gate_stages`` and ``repeat_stages`` (SQLite's path)
+        do one after the other. ``StageMap.transitions`` has already combined each move
+        with the gate above its target stage, so a case matches one row at most, found by a
+        hash lookup on its stage; what still depends on the case (a pending or snoozed
+        approval, the day the stage was entered) is decided here: a case that moves, or
+        stops at a gate, does not repeat. All of it is in the UPDATE's own WHERE, so a row
+        that another transaction changed meanwhile is re-checked as committed and skipped.
+        """
+        transitions = self.map.transitions()
+        if not transitions:
+            return
+        table, params = self._table(
+            transitions,
+            ("from_stage", "lo_dpd", "hi_dpd", "move_to", "gate_to", "repeat_days"),
+            ("bigint", "integer", "integer", "bigint", "bigint", "integer"),
+            "t",
+        )
+        gate = """(t.gate_to IS NOT NULL AND cases_case.pending_stage_id IS NULL
+                   AND (cases_case.gate_snoozed_until IS NULL OR cases_case.gate_snoozed_until < %(as_of)s))"""
+        repeat = f"""(t.move_to IS NULL AND t.repeat_days IS NOT NULL AND NOT {gate}
+                      AND cases_case.stage_entered_on
+                          <= {sql_as_of_minus("t.repeat_days * (cases_case.repeat_count + 1)")})"""
+        rows = self.execute(
+            f"""
+            WITH t (from_stage, lo_dpd, hi_dpd, move_to, gate_to, repeat_days) AS ({table})
+            UPDATE cases_case SET
+                stage_id = COALESCE(t.move_to, cases_case.stage_id),
+                stage_entered_at = CASE WHEN t.move_to IS NULL THEN cases_case.stage_entered_at ELSE %(now)s END,
+                stage_entered_on = CASE WHEN t.move_to IS NULL THEN cases_case.stage_entered_on ELSE %(as_of)s END,
+                repeat_count = CASE WHEN t.move_to IS NOT NULL THEN 0
+                                    WHEN {repeat} THEN cases_case.repeat_count + 1
+                                    ELSE cases_case.repeat_count END,
+                status = CASE WHEN {gate} THEN 'awaiting_approval' ELSE cases_case.status END,
+                pending_stage_id = CASE WHEN {gate} THEN t.gate_to ELSE cases_case.pending_stage_id END,
+                approval_requested_at = CASE WHEN {gate} THEN %(now)s ELSE cases_case.approval_requested_at END,
+                approval_requested_by_id = CASE WHEN {gate} THEN NULL ELSE cases_case.approval_requested_by_id END,
+                updated_at = %(now)s
+            FROM t
+            WHERE COALESCE(cases_case.stage_id, 0) = t.from_stage
+              AND cases_case.days_past_due >= t.lo_dpd
+              AND (t.hi_dpd IS NULL OR cases_case.days_past_due < t.hi_dpd)
+              AND {self._movable()}
+              AND (t.move_to IS NOT NULL OR {gate} OR {repeat})
+            RETURNING cases_case.id, cases_case.loan_id, t.from_stage, t.move_to, cases_case.status,
+                      cases_case.pending_stage_id, cases_case.repeat_count, cases_case.days_past_due
+            """,
+            params,
+            fetch=True,
+        )
+        stages = self.map.stages
+        for case_id, loan_id, source, move_to, status, pending, repeat_count, dpd in rows:
+            previous = stages[source].code if source in stages else None
+            gated = status == "awaiting_approval"
+            if move_to is not None:
+                target = stages[move_to].code
+                self.event(case_id, EventKind.STAGE_CHANGED, {"from": previous, "to": target, "days_past_due": dpd})
+                self.enter(case_id, loan_id, move_to, previous)
+                self.summary.escalated[target] += 1
+            if gated:
+                self.event(case_id, EventKind.AWAITING_APPROVAL, {"stage": stages[pending].code, "days_past_due": dpd})
+                self.summary.awaiting_approval += 1
+            if move_to is None and not gated:
+                self.enter(case_id, loan_id, source, previous, repeat_number=repeat_count)
+                self.summary.repeats += 1
+
+    @staticmethod
+    def _table(
+        rows: list[tuple], names: tuple[str, ...], types: tuple[str, ...], prefix: str
+    ) -> tuple[str, dict[str, Any]]:
+        """A typed VALUES list with named parameters (PostgreSQL), or a typed empty table."""
+        if not rows:
+            return "SELECT " + ", ".join(f"CAST(NULL AS {kind})" for kind in types) + " WHERE FALSE", {}
+        params: dict[str, Any] = {}
+        tuples = []
+        for n, row in enumerate(rows):
+            cells = []
+            for name, kind, value in zip(names, types, row, strict=True):
+                params[f"{prefix}{n}_{name}"] = value
+                cells.append(f"CAST(%({prefix}{n}_{name})s AS {kind})")
             tuples.append(f"({', '.join(cells)})")
         return "VALUES " + ", ".join(tuples), params
 

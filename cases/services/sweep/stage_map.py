@@ -8,10 +8,9 @@ from cases.models import Stage
 
 
 @dataclass(frozen=True)
-class NewCaseOutcome:
-    """Where a case opened at a DPD in [lo_dpd, hi_dpd) lands in the very statement that opens
-    it: the stage it enters (None when the first active stage is a gate) and the gate it
-    waits at (None when it is below every gate)."""
+class Outcome:
+    """Where a case at a DPD in [lo_dpd, hi_dpd) ends in one statement: the stage it moves
+    to (None: it stays) and the gate it then waits at (None: below every gate)."""
 
     lo_dpd: int
     hi_dpd: int | None
@@ -66,23 +65,46 @@ class StageMap:
     def repeat_stages(self) -> list[Stage]:
         return [s for s in self.stages.values() if s.active and s.repeat_interval_days]
 
-    def new_case_outcomes(self) -> list[NewCaseOutcome]:
-        """A new case's final place: the move from no stage, then the gate above the stage it
-        entered, exactly as the separate move and gate statements would have left it (so a
-        case first seen at DPD 95 enters third_party and waits for litigation's approval)."""
-        outcomes: list[NewCaseOutcome] = []
-        targets: list[tuple[int, int | None, int | None]] = [
-            (lo, hi, to_stage) for from_stage, to_stage, lo, hi in self.moves if from_stage is None
-        ]
-        if not targets and self.first_entry_dpd is not None:
-            targets = [(self.first_entry_dpd, None, None)]  # the first active stage is itself a gate
-        for lo, hi, stage_id in targets:
-            gate = next(((to, dpd) for source, to, dpd in self.gates if source == stage_id), None)
+    def outcomes(self, source: int | None) -> list[Outcome]:
+        """Where a case in stage ``source`` (None: a new case) ends, by its DPD: the move from
+        ``source``, then the gate above the stage it moved to (or above ``source``), exactly
+        as separate move and gate statements would leave it one after the other (so a case
+        first seen at DPD 95 enters third_party and waits for litigation's approval).
+        Contiguous ranges from DPD 0 up; a range with neither a move nor a gate is kept."""
+        targets = [(lo, hi, to_stage) for from_stage, to_stage, lo, hi in self.moves if from_stage == source]
+        targets.sort(key=lambda target: target[0])
+        segments: list[tuple[int, int | None, int | None]] = [(0, targets[0][0] if targets else None, None)]
+        segments += targets
+        outcomes: list[Outcome] = []
+        for lo, hi, stage_id in segments:
+            if hi is not None and hi <= lo:
+                continue
+            base = stage_id if stage_id is not None else source
+            gate = next(((to, dpd) for origin, to, dpd in self.gates if origin == base), None)
             if gate is None or (hi is not None and gate[1] >= hi):
-                outcomes.append(NewCaseOutcome(lo, hi, stage_id, None))
+                outcomes.append(Outcome(lo, hi, stage_id, None))
                 continue
             gate_id, gate_dpd = gate
             if gate_dpd > lo:
-                outcomes.append(NewCaseOutcome(lo, gate_dpd, stage_id, None))
-            outcomes.append(NewCaseOutcome(max(lo, gate_dpd), hi, stage_id, gate_id))
+                outcomes.append(Outcome(lo, gate_dpd, stage_id, None))
+            outcomes.append(Outcome(max(lo, gate_dpd), hi, stage_id, gate_id))
         return outcomes
+
+    def new_case_outcomes(self) -> list[Outcome]:
+        return self.outcomes(None)
+
+    def transitions(self) -> list[tuple[int, int, int | None, int | None, int | None, int | None]]:
+        """(from stage id or 0 for none, lowest DPD, DPD bound, stage to move to, gate to wait
+        at, repeat interval in days) for every live case: one row matches a case at most.
+        The gate and the repeat still depend on the case (a pending or snoozed approval, the
+        day the stage was entered); a row that can do nothing is left out."""
+        rows = []
+        for source in [None, *self.stages]:
+            stage = self.stages.get(source)
+            interval = stage.repeat_interval_days if stage is not None and stage.active else None
+            for outcome in self.outcomes(source):
+                repeat = interval if outcome.stage_id is None and interval else None
+                if outcome.stage_id is None and outcome.gate_id is None and repeat is None:
+                    continue
+                rows.append((source or 0, outcome.lo_dpd, outcome.hi_dpd, outcome.stage_id, outcome.gate_id, repeat))
+        return rows
