@@ -426,13 +426,25 @@ def test_a_supervisor_releases_a_hold(client, supervisor, collector, case):
 # --- revealing personal data ---------------------------------------------------------------
 
 
-def test_a_collector_is_not_offered_the_reveal_and_is_refused_it(client, collector, case):
+def test_a_collector_reveals_the_phone_of_their_own_case_with_a_reason(client, collector, case):
     client.force_login(collector)
 
-    assert "Reveal with a reason" not in client.get(url("case-detail", case)).content.decode()
+    assert "Reveal with a reason" in client.get(url("case-detail", case)).content.decode()
     response = client.post(url("case-reveal", case), {"reveal-field": "phone", "reveal-reason": "to call them"})
 
-    assert response.status_code == 403
+    assert response.status_code == 200
+    assert "+8613812345678" in response.content.decode()
+    assert CaseEvent.objects.filter(kind=EventKind.PII_REVEALED, actor=collector).count() == 1
+
+
+def test_a_user_without_the_permission_is_not_offered_the_reveal_and_is_refused_it(client, case):
+    from django.contrib.auth import get_user_model
+
+    outsider = get_user_model().objects.create_user("outsider", password="pw")
+    client.force_login(outsider)
+    response = client.post(url("case-reveal", case), {"reveal-field": "phone", "reveal-reason": "to call them"})
+
+    assert response.status_code in (403, 404)
     assert "+8613812345678" not in response.content.decode()
     assert not CaseEvent.objects.filter(kind=EventKind.PII_REVEALED).exists()
 

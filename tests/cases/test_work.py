@@ -738,10 +738,20 @@ def test_revealing_needs_a_known_field_and_a_reason(case, supervisor, unchanged)
     assert "at least 5 characters" in caught.value.message_dict["reason"][0]
 
 
-@pytest.mark.parametrize("who", ["collector", "outsider"])
-def test_users_without_the_permission_may_not_reveal(case, request, who, unchanged):
+def test_the_assigned_collector_reveals_the_phone_to_call_and_it_is_audited(case, collector):
+    assert borrower_reveal(case=case, by=collector, field="phone", reason="need to call") == case.loan.borrower.phone
+    [event] = events(case, EventKind.PII_REVEALED)
+    assert event.actor_id == collector.pk
+
+
+def test_users_without_the_permission_may_not_reveal(case, outsider, unchanged):
     with unchanged(), pytest.raises(PermissionDenied):
-        borrower_reveal(case=case, by=request.getfixturevalue(who), field="phone", reason="need to call")
+        borrower_reveal(case=case, by=outsider, field="phone", reason="need to call")
+
+
+def test_a_collector_may_not_reveal_on_another_collectors_case(case, other_collector, unchanged):
+    with unchanged(), pytest.raises(PermissionDenied):
+        borrower_reveal(case=case, by=other_collector, field="phone", reason="need to call")
 
 
 @pytest.mark.parametrize(
