@@ -7,23 +7,23 @@ move in the same sweep; a single-loan evaluation runs them for that loan's case 
 
 from __future__ import annotations
 
-from django.db import connection
-
 from cases.models import EventKind
+from cases.policy import case_policy
 
 from .sql import LIVE_SQL, is_postgresql, sql_as_of_minus, sql_deadline
 
 
-def _policy_grace_days() -> int:
-    # The policy lives in notifications, which cases must not import; read the one column.
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT promise_grace_days FROM notifications_compliancepolicy WHERE id = 1")
-        row = cursor.fetchone()
-    return row[0] if row else 1
-
-
 class HousekeepingMixin:
     """Methods of ``Batch``; ``self.scope`` limits them to the batch's cases (or all)."""
+
+    _grace_days: int | None = None
+
+    def grace_days(self) -> int:
+        """The policy's promise grace days, read once per batch (the policy is owned by
+        notifications and reaches ``cases`` through ``case_policy``)."""
+        if self._grace_days is None:
+            self._grace_days = case_policy().promise_grace_days
+        return self._grace_days
 
     def release_holds(self) -> None:
         rows = self.execute(
@@ -43,7 +43,7 @@ class HousekeepingMixin:
         # Kept as soon as the payments made since the promise reach its amount; broken once
         # its date plus the grace days has passed without that. Only payments made by the
         # deadline count: a late payment does not turn a broken promise into a kept one.
-        grace = _policy_grace_days()
+        grace = self.grace_days()
         paid_since = f"""(SELECT COALESCE(SUM(pay.amount), 0) FROM cases_payment pay
                           JOIN cases_case c ON c.loan_id = pay.loan_id
                           WHERE c.id = cases_promisetopay.case_id AND pay.paid_at >= cases_promisetopay.created_at
@@ -78,7 +78,7 @@ class HousekeepingMixin:
     def settle_plans(self) -> None:
         # A plan is broken when the payments made since it started fall short of the plan
         # installments already due (plus grace), kept when they reach its total.
-        grace = _policy_grace_days()
+        grace = self.grace_days()
         paid_since = """(SELECT COALESCE(SUM(pay.amount), 0) FROM cases_payment pay
                           JOIN cases_case c ON c.loan_id = pay.loan_id
                           WHERE c.id = cases_paymentplan.case_id AND pay.paid_at >= cases_paymentplan.created_at)"""
