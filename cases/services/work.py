@@ -140,6 +140,10 @@ def _when(moment: dt.datetime) -> str:
 # --- contacts --------------------------------------------------------------------------
 
 
+# Channels a cease-communication hold closes (CONTRACT section 4); a letter stays allowed.
+CEASED_CHANNELS = frozenset({ContactChannel.PHONE, ContactChannel.SMS, ContactChannel.EMAIL, ContactChannel.VISIT})
+
+
 @transaction.atomic
 def contact_log(
     *, case: Case, by, channel: str, outcome: str, note: str = "", now: dt.datetime | None = None
@@ -163,6 +167,19 @@ def contact_log(
     now = now or timezone.now()
     case = _lock_case(case.pk, by)
     _require_live(case)
+    if (
+        channel in CEASED_CHANNELS
+        and _active_holds(case, business_date(now)).filter(reason=HoldReason.CEASE_COMMUNICATION).exists()
+    ):
+        # The borrower asked us to stop contacting them: a collector who logs a call, SMS,
+        # e-mail or visit would be recording a breach. Letters (formal notices) stay allowed.
+        raise ConflictError(
+            _(
+                "The borrower asked us to stop contacting them (a cease-communication hold is active): "
+                "no calls, SMS, e-mails or visits until a supervisor releases the hold. Letters are still allowed."
+            ),
+            field="channel",
+        )
     if channel == ContactChannel.PHONE:
         # The case row is locked, so two calls logged at once are counted one after the other.
         reached = call_cap_reached(case=case, now=now)

@@ -812,3 +812,13 @@ def test_inactive_and_anonymous_users_see_no_cases(case, collector):
     collector.save()
     with pytest.raises(PermissionDenied, match="Log in"):
         note_add(case=case, by=collector, text="hello")
+
+
+@pytest.mark.parametrize("channel", ["phone", "sms", "email", "visit"])
+def test_a_cease_communication_hold_refuses_contacts_but_a_letter(case, collector, supervisor, unchanged, channel):
+    hold_place(case=case, by=supervisor, reason="cease_communication", note="asked in writing")
+
+    with unchanged(), pytest.raises(ConflictError, match="stop contacting them"):
+        contact_log(case=case, by=collector, channel=channel, outcome="no_answer")
+    attempt = contact_log(case=case, by=collector, channel="letter", outcome="no_answer", note="formal notice")
+    assert attempt.pk is not None
