@@ -102,6 +102,11 @@ def _render_case(
     return render(request, "cases/case.html", context, status=status)
 
 
+def render_case_page(request: HttpRequest, case: Case, *, flash: str = "") -> HttpResponse:
+    """The case page (or, for htmx, its body) after another app's action, e.g. a sent message."""
+    return _render_case(request, case, flash=flash)
+
+
 @login_required
 @require_safe
 def case_detail(request: HttpRequest, case_id: int) -> HttpResponse:

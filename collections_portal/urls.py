@@ -15,6 +15,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("webhooks/", include("notifications.urls")),
+    path("notifications/", include("notifications.portal_urls")),
     path("api/", include("collections_portal.api_urls")),
     path(getattr(settings, "ADMIN_URL", "admin/"), admin.site.urls),
     path("legal/", include("legal.urls")),

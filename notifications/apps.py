@@ -33,3 +33,10 @@ class NotificationsConfig(AppConfig):
 
         # The case-work services (call caps, promise pauses) read the policy through this.
         register_case_policy_provider(compliance_case_policy)
+
+        # The case page's "send an approved template" panel.
+        from cases.views_case import register_case_panel
+
+        from .views import case_send_panel
+
+        register_case_panel("send_template", case_send_panel)
