@@ -51,6 +51,7 @@ EXPOSE 8000
 # Waits for the database; migrates first when RUN_MIGRATIONS=1 (the web service only).
 ENTRYPOINT ["/app/docker/entrypoint.sh"]
 
+# Health: docker-compose.yml probes GET /healthz (database and broker) with docker/healthcheck.py.
 # Worker count: 2-4 per CPU core. --timeout: a request may take up to 60 s before its worker
 # is replaced (long jobs belong in Celery). --max-requests recycles workers to bound memory.
 CMD ["gunicorn", "collections_portal.wsgi:application", \
@@ -61,4 +62,5 @@ CMD ["gunicorn", "collections_portal.wsgi:application", \
      "--max-requests", "1000", \
      "--max-requests-jitter", "100", \
      "--worker-tmp-dir", "/dev/shm", \
-     "--access-logfile", "-"]
+     "--access-logfile", "-", \
+     "--logger-class", "collections_portal.logging.GunicornLogger"]

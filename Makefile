@@ -41,6 +41,7 @@ format: $(VENV)/.dev-deps
 test: $(VENV)/.dev-deps
 	$(BIN)/python scripts/check_services.py
 	sh scripts/ensure_chromium.sh
+	sh scripts/ensure_compose.sh
 	sh scripts/ensure_pdf_deps.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -1,11 +1,13 @@
-"""Health check of the web container (docker-compose.yml): GET a page through gunicorn.
+"""Health check of the web container (docker-compose.yml): GET /healthz through gunicorn.
 
-Exits 0 when the page answers 200. The request carries a Host the site accepts (the first
+/healthz (collections_portal/health.py) answers 200 when the database and the broker
+answer, 503 otherwise, so an unhealthy container is one that cannot do its job, not only
+one whose gunicorn is down. Exits 0 when the page answers 200. The request carries a Host the site accepts (the first
 concrete name in DJANGO_ALLOWED_HOSTS) and `X-Forwarded-Proto: https`, as a TLS proxy in
 front would send, so it passes ALLOWED_HOSTS and is not redirected when
 DJANGO_SECURE_SSL_REDIRECT is on. Redirects are not followed: anything but 200 is unhealthy.
 
-    python docker/healthcheck.py [PATH]     (default /accounts/login/, port HEALTHCHECK_PORT or 8000)
+    python docker/healthcheck.py [PATH]     (default /healthz, port HEALTHCHECK_PORT or 8000)
 """
 
 import os
@@ -28,7 +30,7 @@ def request_host() -> str:
 
 
 def main() -> int:
-    path = sys.argv[1] if len(sys.argv) > 1 else "/accounts/login/"
+    path = sys.argv[1] if len(sys.argv) > 1 else "/healthz"
     url = f"http://127.0.0.1:{os.environ.get('HEALTHCHECK_PORT', '8000')}{path}"
     request = urllib.request.Request(url, headers={"Host": request_host(), "X-Forwarded-Proto": "https"})
     try:
