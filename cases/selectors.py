@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import DecimalField, Exists, F, Min, Q, QuerySet, Sum, Value
+from django.db.models import DecimalField, F, Min, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -87,13 +87,20 @@ def register_case_visibility(group_name: str, fn: CaseVisibilityRule | None) -> 
 
 def _visibility_q(user) -> Q:
     visible = Q(assigned_to=user)
-    # Group membership is tested inside the same SQL (EXISTS), not by a query of its own, so
-    # registering a rule adds no query to every collector page.
-    memberships = user.groups.through.objects
+    if not _visibility_rules:
+        return visible
+    # Group membership is read here (one small query, kept on the user object for the rest of
+    # the request), not tested inside the cases query: an OR with an EXISTS there stops
+    # PostgreSQL from using the (assigned_to, ...) index, and a collector's page becomes a
+    # scan of every case (0.5 s and more at a million cases, bench/api.py).
+    groups = getattr(user, "_case_visibility_groups", None)
+    if groups is None:
+        groups = set(user.groups.filter(name__in=list(_visibility_rules)).values_list("name", flat=True))
+        user._case_visibility_groups = groups
     for group_name, rule_fn in _visibility_rules.items():
-        rule = rule_fn(user)
-        in_group = Exists(memberships.filter(user_id=user.pk, group__name=group_name))
-        visible |= Q(in_group) & (rule if isinstance(rule, Q) else Q(pk__in=rule.values("pk")))
+        if group_name in groups:
+            rule = rule_fn(user)
+            visible |= rule if isinstance(rule, Q) else Q(pk__in=rule.values("pk"))
     return visible
 
 
