@@ -8,19 +8,19 @@ wherever that is safe, and per message only where a crash could otherwise lose s
    nothing to do), read the policy's facts for all of them with a fixed number of queries,
    and settle each row in one UPDATE: suppressed or deferred with the rule as the reason,
    or claimed (queued -> sending).
-2. Outside any transaction, message by message: call the provider...
-3. ...and record the outcome at once with a conditional UPDATE on ``status = 'sending'``,
-   in the same statement as its timeline event. "Sent" is written message by message, not
-   once per chunk: the provider id is the only way to know later what happened to an SMS
-   that went out, and a worker killed between sending and a batched write would lose the
-   ids of everything sent so far.
+2. Outside any transaction, message by message: call the provider. A failure is recorded
+   at once (retry later, failed, suppressed on 21610).
+3. At the end of the chunk, one statement records every message sent: status, provider
+   id, time, timeline event. A worker killed before that loses no provider id: the
+   reconcile task finds rows left in ``sending`` and reads their ids back from the
+   provider's list of messages to that number.
 
 A worker that dies between 1 and 3 leaves rows in ``sending``; the redelivered task skips
 them (they are no longer pending) and the reconcile task settles them from the provider's
-records, or marks them ``needs_review`` when the provider id is unknown: a blind resend
-could text a borrower twice, which is itself a breach. This includes the rows of the chunk
-that had not been sent yet when the worker died: nothing records which of them was being
-sent at that instant, so none is resent without a person looking.
+records, or marks them ``needs_review`` when the provider cannot name exactly one message
+for the row: a blind resend could text a borrower twice, which is itself a breach. That
+includes the rows of the chunk not sent yet when the worker died: "the provider shows
+nothing" is not proof that nothing went, so a person decides.
 """
 
 from __future__ import annotations
@@ -88,29 +88,31 @@ def dispatch_messages_now(message_ids: list[int], *, now: dt.datetime | None = N
     claimed, outcomes = _claim(message_ids, now)
     backend: SmsBackend | None = None
     opted_out: set[str] = set()  # numbers that answered 21610 during this chunk
-    sent_provider_ids: list[str] = []
-    for message in claimed:
-        try:
-            if message.channel == Channel.SMS:
-                if message.to in opted_out:
-                    # Claimed before the number opted out a moment ago in this same chunk.
-                    outcomes[message.pk] = _settle(message, MessageStatus.SUPPRESSED, reason=Reason.OPT_OUT)
-                    continue
-                backend = backend or get_sms_backend()
-            outcome = _deliver(message, backend)
-        except Exception:
-            logger.exception("dispatch failed for message %s; the reconcile task will settle it", message.pk)
-            continue
-        outcomes[message.pk] = outcome
-        if outcome.status == MessageStatus.SENT:
-            sent_provider_ids.append(message.provider_id)
-        elif message.channel == Channel.SMS and message.reason == Reason.OPT_OUT:
-            opted_out.add(message.to)
-    if sent_provider_ids:
+    sent: list[tuple[OutboundMessage, SendResult, dt.datetime]] = []
+    try:
+        for message in claimed:
+            try:
+                if message.channel == Channel.SMS:
+                    if message.to in opted_out:
+                        # Claimed before the number opted out a moment ago in this same chunk.
+                        outcomes[message.pk] = _settle(message, MessageStatus.SUPPRESSED, reason=Reason.OPT_OUT)
+                        continue
+                    backend = backend or get_sms_backend()
+                outcome = _deliver(message, backend, sent)
+            except Exception:
+                logger.exception("dispatch failed for message %s; the reconcile task will settle it", message.pk)
+                continue
+            outcomes[message.pk] = outcome
+            if message.channel == Channel.SMS and message.reason == Reason.OPT_OUT:
+                opted_out.add(message.to)
+    finally:
+        # Also when the task is interrupted by an exception (a time limit, a warm shutdown).
+        _record_sent(sent)
+    if sent:
         # A delivery receipt may have arrived before we knew the provider id.
         from .receipts import receipts_apply_pending_for
 
-        receipts_apply_pending_for(sent_provider_ids)
+        receipts_apply_pending_for([result.provider_id for _, result, _ in sent])
     return outcomes
 
 
@@ -184,8 +186,11 @@ def _write_claims(claimed: list[OutboundMessage], settled: list[OutboundMessage]
         )
 
 
-def _deliver(message: OutboundMessage, backend: SmsBackend | None) -> Outcome:
-    """Send one claimed message and record what happened."""
+def _deliver(
+    message: OutboundMessage, backend: SmsBackend | None, sent: list[tuple[OutboundMessage, SendResult, dt.datetime]]
+) -> Outcome:
+    """Send one claimed message. Failures are recorded at once; a success is added to
+    ``sent``, which the caller records for the whole chunk."""
     try:
         result = _send(message, backend)
     except RecipientOptedOut as exc:
@@ -210,7 +215,8 @@ def _deliver(message: OutboundMessage, backend: SmsBackend | None) -> Outcome:
         )
         message.status = MessageStatus.QUEUED
         return Outcome(MessageStatus.QUEUED, retry_in=delay)
-    return _record_sent(message, result)
+    sent.append((message, result, timezone.now()))
+    return Outcome(MessageStatus.SENT)
 
 
 def _send(message: OutboundMessage, backend: SmsBackend | None) -> SendResult:
@@ -226,57 +232,64 @@ def _send(message: OutboundMessage, backend: SmsBackend | None) -> SendResult:
     )
 
 
-# One statement: the conditional UPDATE and the timeline event commit together or not at
-# all, in a single round trip.
+# One statement for the chunk: the conditional UPDATEs and the timeline events commit
+# together or not at all, in a single round trip.
 _RECORD_SENT_SQL = """
-WITH sent AS (
-    UPDATE {outbox}
-    SET status = %(sent)s, provider_id = %(provider_id)s, sent_at = %(at)s, error_code = '', error_message = '',
-        updated_at = %(at)s
-    WHERE id = %(id)s AND status = %(sending)s
-    RETURNING id, case_id, channel
+WITH batch (id, provider_id, sent_at) AS (VALUES {rows}),
+sent AS (
+    UPDATE {outbox} AS m
+    SET status = %s, provider_id = batch.provider_id, sent_at = batch.sent_at, error_code = '', error_message = '',
+        updated_at = batch.sent_at
+    FROM batch
+    WHERE m.id = batch.id AND m.status = %s
+    RETURNING m.id, m.case_id, m.channel, batch.sent_at
 )
 INSERT INTO {events} (case_id, at, kind, actor_id, detail)
-SELECT case_id, %(at)s, %(kind)s, NULL, jsonb_build_object('message', id, 'channel', channel, 'outcome', 'sent')
+SELECT case_id, sent_at, %s, NULL, jsonb_build_object('message', id, 'channel', channel, 'outcome', 'sent')
 FROM sent
+RETURNING (detail ->> 'message')::bigint
 """
 
 
-def _record_sent(message: OutboundMessage, result: SendResult) -> Outcome:
-    sent_at = timezone.now()
+def _record_sent(sent: list[tuple[OutboundMessage, SendResult, dt.datetime]]) -> None:
+    """Record the chunk's sent messages: status, provider id, time and timeline event.
+
+    Once per chunk rather than per message. A worker killed before this runs leaves the
+    chunk's sent messages in ``sending`` without their provider ids; the reconcile task
+    then reads them back from the provider (``reconcile._recover_provider_id``), so no id
+    of a message that went out is lost, and none is sent again. The UPDATE is conditional
+    on ``sending``: a row reconcile settled meanwhile is left as it is.
+    """
+    if not sent:
+        return
     if connection.vendor == "postgresql":
         sql = _RECORD_SENT_SQL.format(
+            rows=", ".join(["(%s::bigint, %s::varchar, %s::timestamptz)"] * len(sent)),
             outbox=connection.ops.quote_name(OutboundMessage._meta.db_table),
             events=connection.ops.quote_name(CaseEvent._meta.db_table),
         )
-        params = {
-            "sent": MessageStatus.SENT.value,
-            "sending": MessageStatus.SENDING.value,
-            "provider_id": result.provider_id,
-            "at": sent_at,
-            "id": message.pk,
-            "kind": EventKind.MESSAGE.value,
-        }
+        params: list = [value for message, result, at in sent for value in (message.pk, result.provider_id, at)]
+        params += [MessageStatus.SENT.value, MessageStatus.SENDING.value, EventKind.MESSAGE.value]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            recorded = cursor.rowcount == 1
-    else:  # SQLite (the laptop demo) has no UPDATE inside WITH: the same in a transaction.
+            recorded = {row[0] for row in cursor.fetchall()}
+    else:  # SQLite (the laptop demo) has no UPDATE inside WITH: the same, row by row.
+        recorded = set()
         with transaction.atomic():
-            recorded = bool(
-                OutboundMessage.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(
+            for message, result, at in sent:
+                if OutboundMessage.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(
                     status=MessageStatus.SENT,
                     provider_id=result.provider_id,
-                    sent_at=sent_at,
+                    sent_at=at,
                     error_code="",
                     error_message="",
-                    updated_at=sent_at,
-                )
-            )
-            if recorded:
-                _event(message, "sent")
-    if recorded:
-        message.status, message.provider_id, message.sent_at = MessageStatus.SENT, result.provider_id, sent_at
-    return Outcome(MessageStatus.SENT)
+                    updated_at=at,
+                ):
+                    _event(message, "sent")
+                    recorded.add(message.pk)
+    for message, result, at in sent:
+        if message.pk in recorded:
+            message.status, message.provider_id, message.sent_at = MessageStatus.SENT, result.provider_id, at
 
 
 def _settle(message: OutboundMessage, status: str, *, reason: str, error: Exception | None = None) -> Outcome:

@@ -13,6 +13,7 @@ import functools
 import logging
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -38,10 +39,28 @@ TWILIO_OPTED_OUT = 21610
 TWILIO_TOO_MANY_REQUESTS = 20429
 
 
+# How far before our claim time a provider's record may be dated (clocks differ).
+CLOCK_SKEW = dt.timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """A message as the provider lists it."""
+
+    provider_id: str
+    status: str
+    created_at: dt.datetime | None
+
+
 class SmsBackend(Protocol):
     def send(self, *, to: str, body: str, message_id: int) -> SendResult: ...
 
     def fetch_status(self, provider_id: str) -> str | None: ...
+
+    def find_sent(self, *, to: str, since: dt.datetime) -> list[SentMessage] | None:
+        """The messages the provider accepted for ``to`` since about ``since``, newest
+        first; None when this backend cannot tell (then nobody may assume nothing went)."""
+        ...
 
 
 def mask_phone(number: str) -> str:
@@ -64,6 +83,9 @@ class ConsoleSmsBackend:
         # Logging is the whole delivery, so anything this backend accepted was sent.
         return "sent" if provider_id.startswith("console-") else None
 
+    def find_sent(self, *, to: str, since: dt.datetime) -> list[SentMessage] | None:
+        return None  # the log is not searchable
+
 
 # Messages "sent" by LocmemSmsBackend, oldest first; tests read and clear it.
 outbox: list[dict[str, Any]] = []
@@ -83,6 +105,11 @@ class LocmemSmsBackend:
             if entry["provider_id"] == provider_id:
                 return entry["status"]
         return None
+
+    def find_sent(self, *, to: str, since: dt.datetime) -> list[SentMessage] | None:
+        return [
+            SentMessage(entry["provider_id"], entry["status"], None) for entry in reversed(outbox) if entry["to"] == to
+        ]
 
 
 # Response headers of the last Twilio call made by this thread. TwilioRestException keeps
@@ -177,6 +204,20 @@ class TwilioSmsBackend:
                 return None
             raise _send_error(exc) from exc
         return str(message.status) if message.status else None
+
+    def find_sent(self, *, to: str, since: dt.datetime) -> list[SentMessage] | None:
+        """Twilio's list of messages to ``to``, newest first, created since ``since`` (less
+        the clock skew). One page is enough: a borrower gets a few SMS a week at most."""
+        try:
+            listed = self.client.messages.list(to=to, limit=50)
+        except (TwilioException, requests.RequestException, ValueError) as exc:
+            raise _send_error(exc) from exc
+        earliest = since - CLOCK_SKEW
+        return [
+            SentMessage(str(m.sid), str(m.status or "queued"), m.date_created)
+            for m in listed
+            if m.direction in (None, "outbound-api") and (m.date_created is None or m.date_created >= earliest)
+        ]
 
 
 def _send_error(exc: Exception) -> SendError:

@@ -356,7 +356,7 @@ class TwilioServer:
         if self.latency:
             time.sleep(self.latency)
         create, fetch = MESSAGES_PATH.match(path), MESSAGE_PATH.match(path)
-        match = create if method == "POST" else fetch if method == "GET" else None
+        match = create if method == "POST" else (fetch or create) if method == "GET" else None
         if not self._authenticated(auth):
             return 401, twilio_error(401), {"WWW-Authenticate": 'Basic realm="Twilio API"'}, None
         if match is None or match["account"] != self.account_sid:
@@ -366,6 +366,8 @@ class TwilioServer:
         if failure is not None:
             headers = {"Retry-After": f"{failure.retry_after:g}"} if failure.retry_after is not None else {}
             return failure.status, twilio_error(failure.status, failure.code, failure.message), headers, None
+        if method == "GET" and match is create:
+            return self._list(form)
         if match is fetch:
             with self._state.lock:
                 message = self._state.messages.get(match["sid"])
@@ -419,6 +421,19 @@ class TwilioServer:
                 self._state.status_callbacks[sid] = form["StatusCallback"]
         return 201, dict(message), {}, sid
 
+    def _list(self, query: dict[str, str]) -> tuple:
+        """GET Messages.json: one page, newest first, filtered by To and From as Twilio does."""
+        with self._state.lock:
+            messages = [dict(m) for m in reversed(self._state.messages.values())]
+        for name, key in (("To", "to"), ("From", "from")):
+            if query.get(name):
+                messages = [m for m in messages if m[key] == query[name]]
+        size = int(query.get("PageSize") or 50)
+        uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages.json"
+        page = {"messages": messages[:size], "page": 0, "page_size": size, "start": 0, "end": len(messages[:size])}
+        page |= {"uri": uri, "first_page_uri": uri, "next_page_uri": None, "previous_page_uri": None}
+        return 200, page, {}, None
+
     def _record(self, request: RecordedRequest) -> None:
         with self._state.lock:
             self._state.requests.append(request)
@@ -448,7 +463,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, method: str) -> None:
         stub = self.server.stub
         length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length).decode("utf-8") if length else ""
+        # A GET's parameters (a list's filters) are in the query string.
+        raw = self.rfile.read(length).decode("utf-8") if length else urlsplit(self.path).query
         form = {key: values[0] for key, values in parse_qs(raw, keep_blank_values=True).items()}
         auth = _basic_auth(self.headers.get("Authorization", ""))
         path = urlsplit(self.path).path
