@@ -177,3 +177,26 @@ def test_events_take_a_fixed_number_of_queries(collector, case_of, django_assert
     with django_assert_num_queries(7):
         response = client.get(f"{URL}{case_of.pk}/events/")
     assert len(response.json()["results"]) == rows
+
+
+def test_counts_past_the_exact_limit_are_estimates_and_paging_still_ends_right(supervisor, monkeypatch):
+    monkeypatch.setattr("cases.api_support.EXACT_COUNT_LIMIT", 5)
+    cases = [make_case() for _ in range(8)]
+    client = token_client(supervisor)
+
+    first = client.get(URL, {"page_size": 3})
+    assert first["X-Count-Estimated"] == "true"
+    assert first.json()["count"] >= 6
+    assert [r["id"] for r in first.json()["results"]] == [c.pk for c in cases[:3]]
+    assert first.json()["next"].endswith("page=2&page_size=3")
+    second = client.get(URL, {"page_size": 3, "page": 2})
+    assert second.json()["next"].endswith("page=3&page_size=3")
+    last = client.get(URL, {"page_size": 3, "page": 3})
+    assert [r["id"] for r in last.json()["results"]] == [c.pk for c in cases[6:]]
+    assert last.json()["next"] is None
+    assert last.json()["previous"].endswith("page=2&page_size=3")
+    assert client.get(URL, {"page_size": 3, "page": 4}).status_code == 404
+
+    exact = client.get(URL, {"page_size": 3, "max_dpd": 10, "loan": cases[0].loan.external_id})
+    assert exact.json()["count"] == 1
+    assert "X-Count-Estimated" not in exact
