@@ -144,12 +144,12 @@ def test_the_page_refuses_post(client, collector, case):
     assert client.post(url("case-detail", case)).status_code == 405
 
 
-# Session, user, permissions (user and groups), the case with its borrower, loan, stages and
-# collector, the stage path, installments, timeline, holds, promises, plans, the plans'
-# installments, the compliance policy, the call-cap attempts, the approved templates
-# (notifications' send panel), and the session's save
-# (savepoint, UPDATE, release: SESSION_SAVE_EVERY_REQUEST).
-CASE_PAGE_QUERIES = 18
+# Session, user, permissions (user and groups), the user's groups (cases_for_user's
+# visibility rules), the case with its borrower, loan, stages and collector, the stage
+# path, installments, timeline, holds, promises, plans, the plans' installments, the
+# compliance policy, the call-cap attempts, the approved templates (notifications' send
+# panel), and the session's save (savepoint, UPDATE, release: SESSION_SAVE_EVERY_REQUEST).
+CASE_PAGE_QUERIES = 19
 
 
 def test_the_case_page_sends_a_fixed_number_of_queries(client, collector, case, django_assert_num_queries):

@@ -148,10 +148,11 @@ def test_htmx_filtering_answers_with_the_results_only(client, collector):
     assert "<table" in html
 
 
-# Session, user, the stages (filter choices), permissions (user, groups), the pager's
+# Session, user, the stages (filter choices), permissions (user, groups), the user's groups
+# (cases_for_user's visibility rules), the pager's
 # COUNT, the page's SELECT, and the session's save (savepoint, UPDATE, release:
 # SESSION_SAVE_EVERY_REQUEST).
-QUEUE_QUERIES = 10
+QUEUE_QUERIES = 11
 
 
 def test_the_number_of_queries_does_not_grow_with_the_cases(client, collector, django_assert_num_queries):
