@@ -76,8 +76,11 @@ def test_the_inline_script_finder_finds_them():
 def test_no_template_has_an_inline_script():
     templates = [p for d in (ROOT / "templates", *ROOT.glob("*/templates")) for p in d.rglob("*.html")]
     assert templates
+    # Template tags first become a placeholder: the quotes inside them would confuse the HTML parser.
     found = {
-        str(path.relative_to(ROOT)): problems for path in templates if (problems := inline_scripts(path.read_text()))
+        str(path.relative_to(ROOT)): problems
+        for path in templates
+        if (problems := inline_scripts(re.sub(r"\{%.*?%\}|\{\{.*?\}\}", "T", path.read_text(), flags=re.S)))
     }
     assert not found, f"inline scripts, which the Content-Security-Policy blocks: {found}"
 
