@@ -46,6 +46,7 @@ test: $(VENV)/.dev-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	DJANGO_SETTINGS_MODULE=collections_portal.settings.test $(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/mypy
 	$(BIN)/python scripts/compile_messages.py
 	$(BIN)/pytest $(PYTEST_ARGS)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
@@ -25,7 +25,7 @@ from collections_portal.celery import app
 logger = logging.getLogger(__name__)
 # A broker that does not answer within this many seconds counts as down: the caller (a
 # load balancer) has its own timeout, and a slow answer is as bad as none.
-BROKER_TIMEOUT = 2.0
+BROKER_TIMEOUT = 2
 
 
 def check_database() -> None:
@@ -39,7 +39,7 @@ def check_broker() -> None:
         conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=BROKER_TIMEOUT)
         if conn.transport_cls == "redis" or conn.transport.driver_type == "redis":
             # ensure_connection on the Redis transport only builds the client: ask Redis itself.
-            conn.default_channel.client.ping()
+            cast(Any, conn.default_channel).client.ping()
 
 
 CHECKS: dict[str, Callable[[], None]] = {"database": check_database, "broker": check_broker}

@@ -68,10 +68,10 @@ class JsonFormatter(_JsonFormatter):
 try:  # gunicorn runs the web service; the worker and the tests may not have it loaded.
     from gunicorn.glogging import Logger as _GunicornLogger
 except ImportError:  # pragma: no cover - gunicorn is in requirements.txt
-    _GunicornLogger = object  # type: ignore[assignment,misc]
+    _GunicornLogger = object
 
 
-class GunicornLogger(_GunicornLogger):  # type: ignore[misc,valid-type]
+class GunicornLogger(_GunicornLogger):
     """gunicorn's logger (``--logger-class``) minus access lines for successful health checks,
     which the container runtime sends every few seconds and which would drown the real traffic."""
 

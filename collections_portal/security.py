@@ -28,7 +28,7 @@ class LoginThrottleBackend(AxesStandaloneBackend):
     itself, where there is no client address to lock.
     """
 
-    def authenticate(  # type: ignore[override]
+    def authenticate(
         self, request: HttpRequest | None, username: str | None = None, password: str | None = None, **kwargs: Any
     ) -> None:
         if request is None:
@@ -53,7 +53,7 @@ def lockout_response(request: HttpRequest, original_response: HttpResponse | Non
     """The login page again, status 429, with the lockout message as the form's error."""
     # Unbound: validating a bound form would call authenticate() again and count one more failure.
     form = AuthenticationForm(request, initial={"username": request.POST.get("username", "")})
-    form._errors = ErrorDict()
+    form._errors = ErrorDict()  # type: ignore[attr-defined]  # Django's own storage for add_error()
     form.cleaned_data = {}
     form.add_error(None, str(get_lockout_message()))
     context = {"form": form, "next": request.POST.get("next", "") or request.GET.get("next", "")}

@@ -9,6 +9,7 @@ user look at".
 from __future__ import annotations
 
 import datetime as dt
+from typing import cast
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -17,7 +18,7 @@ from django.utils.translation import gettext as _
 
 from cases.models import Borrower, BorrowerView
 
-WHAT_MAX_LENGTH = BorrowerView._meta.get_field("what").max_length
+WHAT_MAX_LENGTH: int = cast(int, BorrowerView._meta.get_field("what").max_length)
 
 
 def borrower_view_record(
