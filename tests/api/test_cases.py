@@ -200,3 +200,23 @@ def test_counts_past_the_exact_limit_are_estimates_and_paging_still_ends_right(s
     exact = client.get(URL, {"page_size": 3, "max_dpd": 10, "loan": cases[0].loan.external_id})
     assert exact.json()["count"] == 1
     assert "X-Count-Estimated" not in exact
+
+
+def test_an_agency_user_sees_only_its_current_placements():
+    from legal.models import Agency, AgencyMember, Placement
+
+    agency, other_agency = Agency.objects.create(name="Alpha 催收"), Agency.objects.create(name="Beta")
+    user = UserFactory(username="agent", role="agency")
+    AgencyMember.objects.create(user=user, agency=agency)
+    placed, elsewhere, recalled, unplaced = (make_case(stage="third_party", dpd=40) for _ in range(4))
+    Placement.objects.create(case=placed, agency=agency, balance_placed=1000)
+    Placement.objects.create(case=elsewhere, agency=other_agency, balance_placed=1000)
+    Placement.objects.create(
+        case=recalled, agency=agency, balance_placed=1000, recalled_at=timezone.now(), recall_reason="manual"
+    )
+    client = token_client(user)
+
+    assert ids(client.get(URL)) == [placed.pk]
+    assert client.get(f"{URL}{placed.pk}/").status_code == 200
+    for case in (elsewhere, recalled, unplaced):
+        assert client.get(f"{URL}{case.pk}/").status_code == 404
