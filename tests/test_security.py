@@ -243,3 +243,14 @@ def test_every_setting_is_in_the_readme_and_env_example():
     assert not names - listed, f"{ENV_EXAMPLE.name} lacks {sorted(names - listed)}"
     missing = names - readme_setting_names()
     assert not missing, f"README's settings tables lack {sorted(missing)}"
+
+
+@pytest.mark.django_db
+def test_the_api_docs_run_under_the_csp(client):
+    """Swagger UI's own script comes from a URL (the split view), not inline."""
+    client.force_login(UserFactory(is_staff=True))
+    response = client.get(reverse("api-docs"))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert inline_scripts(html) == []
+    assert "<script src=" in html
