@@ -98,6 +98,9 @@ class Case(models.Model):
         indexes = [
             models.Index(fields=["status", "stage"], name="case_status_stage_idx"),
             models.Index(fields=["assigned_to", "status", "-priority"], name="case_queue_idx"),
+            # The API lists a person's cases in id order (stable pages): one index range, not a
+            # walk along the primary key past everyone else's cases (bench/api.py).
+            models.Index(fields=["assigned_to", "status", "id"], name="case_assignee_id_idx"),
             models.Index(fields=["days_past_due"], name="case_dpd_idx"),
         ]
         permissions = [
