@@ -102,6 +102,19 @@ class Case(models.Model):
             # walk along the primary key past everyone else's cases (bench/api.py).
             models.Index(fields=["assigned_to", "status", "id"], name="case_assignee_id_idx"),
             models.Index(fields=["days_past_due"], name="case_dpd_idx"),
+            # The supervisors' team list: most overdue first, the id breaking ties, unfiltered or
+            # filtered by stage, status or collector; each filter walks its own index in page
+            # order instead of sorting thousands of matches (bench/pages.py).
+            models.Index(fields=["-days_past_due", "-id"], name="case_team_dpd_idx"),
+            models.Index(fields=["stage", "-days_past_due", "-id"], name="case_team_stage_idx"),
+            models.Index(fields=["status", "-days_past_due", "-id"], name="case_team_status_idx"),
+            models.Index(fields=["assigned_to", "-days_past_due", "-id"], name="case_team_collector_idx"),
+            # Approvals waiting, oldest request first (dashboard and approvals page).
+            models.Index(
+                fields=["approval_requested_at", "id"],
+                condition=Q(status="awaiting_approval"),
+                name="case_approvals_idx",
+            ),
         ]
         permissions = [
             ("view_all_cases", _("Can see every case, not only assigned ones")),
