@@ -13,6 +13,7 @@ import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -180,4 +181,9 @@ def approval_decide(request: HttpRequest, case_id: int) -> HttpResponse:
         raise Http404(f"No case {case_id}.") from error
     except (ConflictError, PermissionDenied) as error:
         messages.error(request, str(error))
+    except ValidationError as error:
+        # A stage guard refused (legal's limitation check): show its reason.
+        for reasons in error.message_dict.values():
+            for reason in reasons:
+                messages.error(request, reason)
     return redirect(_back(request))

@@ -220,3 +220,29 @@ def test_an_agency_user_without_a_membership_sees_nothing():
     third_party_case()
     lonely = UserFactory(username="agent-x", role="agency")
     assert list(cases_for_user(lonely)) == []
+
+
+def test_the_approval_page_says_why_a_time_barred_case_cannot_enter_litigation(client, supervisor):
+    from cases.services import case_evaluate_loan
+    from tests.factories import loan_with_schedule
+
+    loan = loan_with_schedule([dt.date(2021, 1, 1)])
+    case = case_evaluate_loan(loan=loan, as_of=dt.date(2021, 5, 1))
+    assert case.pending_stage.code == "litigation"
+    client.force_login(supervisor)
+    response = client.post(reverse("approval_decide", args=[case.pk]), {"decision": "approve"}, follow=True)
+    page = response.content.decode()
+    assert "Time-barred" in page and "2024-01-01" in page
+    case.refresh_from_db()
+    assert case.pending_stage.code == "litigation"
+    assert not LegalMatter.objects.filter(case=case).exists()
+
+
+def test_the_pages_speak_chinese(client, matter, legal_user):
+    legal_user.language = "zh-hans"
+    legal_user.save(update_fields=["language"])
+    client.force_login(legal_user)
+    page = client.get(reverse("legal:matters"), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "法律案件" in page and "已批准" in page
+    detail = client.get(reverse("legal:matter", args=[matter.pk]), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "律师函已发出" in detail and "时间线" in detail
