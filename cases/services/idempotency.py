@@ -7,6 +7,7 @@ user, so two integrations can never see each other's answers.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ from cases.models import IdempotencyKey
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
+# A claim this old without an answer belongs to a request that died (gunicorn replaces a
+# worker after 60 s): a retry may take the key over.
+STALE_AFTER = dt.timedelta(minutes=5)
 
 
 class IdempotencyConflict(ConflictError):
@@ -81,6 +85,17 @@ def idempotency_begin(*, user, key: str, method: str, path: str, fingerprint: st
             field=HEADER,
         )
     if not existing.is_complete:
+        now = timezone.now()
+        if existing.created_at < now - STALE_AFTER:
+            # The first request died without an answer (its worker was killed): nothing of it
+            # was committed, since the work runs in the services' own transactions after the
+            # claim. Take the key over with a conditional UPDATE, so only one retry wins it.
+            taken = IdempotencyKey.objects.filter(
+                pk=existing.pk, response_status__isnull=True, created_at=existing.created_at
+            ).update(created_at=now)
+            if taken:
+                existing.created_at = now
+                return IdempotencyStart(record=existing, replay=False)
         raise IdempotencyConflict(
             _("A request with this Idempotency-Key is still being processed. Retry after it has finished."),
             field=HEADER,

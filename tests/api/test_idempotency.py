@@ -165,3 +165,28 @@ def test_two_simultaneous_requests_with_one_key_do_the_work_once(integration):
     # One did the work; the other was refused while it ran, or replayed its answer after.
     assert sorted(statuses) in ([201, 201], [201, 409])
     assert Payment.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_claim_left_by_a_request_that_died_is_taken_over_after_a_while(lender, integration, time_machine):
+    from django.utils import timezone
+
+    from cases.services.idempotency import idempotency_fingerprint
+
+    # What a worker killed mid-request leaves behind: a claim without an answer.
+    IdempotencyKey.objects.create(
+        user=integration,
+        key="k-dead",
+        method="POST",
+        path=LOANS,
+        fingerprint=idempotency_fingerprint(method="POST", path=LOANS, body=LOAN),
+        created_at=timezone.now(),
+    )
+    assert lender.post(LOANS, LOAN, format="json", HTTP_IDEMPOTENCY_KEY="k-dead").status_code == 409
+
+    time_machine.move_to(timezone.now() + dt.timedelta(minutes=6))
+    retry = lender.post(LOANS, LOAN, format="json", HTTP_IDEMPOTENCY_KEY="k-dead")
+
+    assert retry.status_code == 201
+    assert Loan.objects.count() == 1
+    assert IdempotencyKey.objects.get(key="k-dead").response_status == 201
