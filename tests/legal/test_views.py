@@ -11,7 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from cases.selectors import case_visible_to, cases_for_user
+from cases.selectors import business_date, case_visible_to, cases_for_user
 from cases.services.approvals import case_approve_escalation, case_request_escalation
 from legal.models import Hearing, LegalDocument, LegalMatter, MatterStatus, Placement
 from legal.services.matters import matter_file, matter_mark_letter_sent
@@ -246,3 +246,29 @@ def test_the_pages_speak_chinese(client, matter, legal_user):
     assert "法律案件" in page and "已批准" in page
     detail = client.get(reverse("legal:matter", args=[matter.pk]), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
     assert "律师函已发出" in detail and "时间线" in detail
+
+
+def test_agency_users_log_contacts_and_promises_on_their_placements_only(legal_user):
+    from decimal import Decimal
+
+    from cases.exceptions import PermissionDenied
+    from cases.models import ContactAttempt, PromiseToPay
+    from cases.services.work import contact_log, promise_create
+
+    ours = make_agency("A ours")
+    make_agency("B theirs")
+    our_case = third_party_case()
+    their_case = third_party_case()
+    agent = make_agency_user("agent1", ours)
+
+    contact_log(case=our_case, by=agent, channel="phone", outcome="no_answer", note="tried the mobile")
+    promise_create(case=our_case, by=agent, amount=Decimal("100.00"), due_date=business_date() + dt.timedelta(days=3))
+    assert ContactAttempt.objects.filter(case=our_case, collector=agent).count() == 1
+    assert PromiseToPay.objects.filter(case=our_case).count() == 1
+
+    with pytest.raises(PermissionDenied):
+        contact_log(case=their_case, by=agent, channel="phone", outcome="no_answer")
+    placement_recall(placement_id=Placement.objects.get(case=our_case).pk, user=legal_user)
+    with pytest.raises(PermissionDenied):
+        contact_log(case=our_case, by=agent, channel="phone", outcome="no_answer")
+    assert ContactAttempt.objects.filter(collector=agent).count() == 1
