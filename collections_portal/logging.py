@@ -50,10 +50,21 @@ class MaskPhoneNumbers(logging.Filter):
             record.exc_info = None
         if record.stack_info:
             record.stack_info = mask_phone_numbers(record.stack_info)
-        for name, value in vars(record).items():
-            if name not in _STANDARD_ATTRIBUTES and isinstance(value, str):
-                setattr(record, name, mask_phone_numbers(value))
+        for name, value in list(vars(record).items()):
+            if name not in _STANDARD_ATTRIBUTES:
+                setattr(record, name, _mask_value(value))
         return True
+
+
+def _mask_value(value: Any) -> Any:
+    """Strings masked, containers walked: Celery logs a task's arguments in an extra dict."""
+    if isinstance(value, str):
+        return mask_phone_numbers(value)
+    if isinstance(value, dict):
+        return {key: _mask_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_mask_value(item) for item in value)
+    return value
 
 
 class JsonFormatter(_JsonFormatter):

@@ -51,8 +51,10 @@ def test_the_filter_masks_message_arguments_extras_and_exceptions():
         raise ValueError(f"Invalid 'To' Phone Number {PHONE}")
     except ValueError as exc:
         record = make_record("sending to %s failed", PHONE, exc_info=(ValueError, exc, exc.__traceback__), to=PHONE)
-    for formatter in (logging.Formatter("%(message)s %(to)s"), JsonFormatter()):
-        text = handled(make_record(record.msg, *record.args, exc_info=record.exc_info, to=PHONE), formatter)
+    for formatter in (logging.Formatter("%(message)s %(to)s %(data)s"), JsonFormatter()):
+        # Celery puts a task's arguments in an extra dict (celery.worker.strategy's "data").
+        data = {"kwargs": f"{{'to': '{PHONE}'}}", "args": [PHONE]}
+        text = handled(make_record(record.msg, *record.args, exc_info=record.exc_info, to=PHONE, data=data), formatter)
         assert PHONE not in text, text
         assert "+***********78" in text
         assert "ValueError" in text  # the traceback is still there, masked
@@ -193,3 +195,23 @@ def test_a_failed_task_is_logged_with_its_case_ids(caplog):
     assert records[0].case_ids == [message.case_id]
     assert f"cases [{message.case_id}]" in records[0].getMessage()
     assert "provider exploded" in records[0].getMessage()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_logs_json_through_the_mask():
+    """The worker keeps Django's LOGGING (collections_portal.celery's setup_logging receiver):
+    JSON lines, phone numbers masked, even in what Celery itself logs."""
+    from tests.support.celery_worker import celery_worker, wait_for
+
+    with celery_worker(extra_env={"LOG_FORMAT": "json"}) as worker:
+        app.send_task("cases.tasks.escalation_sweep", kwargs={"as_of": f"2026-06-01 {PHONE}"}, queue=worker.queue)
+        wait_for(lambda: "escalation_sweep" in worker.log.read_text() and "ValueError" in worker.log.read_text())
+    lines = [line for line in worker.log.read_text().splitlines() if line.startswith("{")]
+    records = [json.loads(line) for line in lines]
+    assert any("ready." in r["message"] for r in records)
+    failure = [r for r in records if r["logger"] == "collections_portal.tasks"]
+    assert failure and failure[0]["level"] == "ERROR"
+    assert failure[0]["case_ids"] == []
+    assert PHONE not in worker.log.read_text()
+    assert "+***********78" in worker.log.read_text()
