@@ -45,6 +45,7 @@ from cases.models import (
     Stage,
     SweepRun,
 )
+from cases.models.audit import BorrowerView
 from cases.models.stages import threshold_problem
 from cases.services.assignment import ASSIGN_PERMISSION, active_collectors, cases_reassign
 
@@ -667,3 +668,16 @@ class SweepRunAdmin(ViewOnlyMixin, admin.ModelAdmin):
     list_select_related = ()
     list_filter = ("dry_run",)
     date_hierarchy = "as_of"
+
+
+@admin.register(BorrowerView)
+class BorrowerViewAdmin(ViewOnlyMixin, BigTableAdmin):
+    """Who viewed which borrower's personal data (append-only): for audits."""
+
+    list_display = ("at", "user", "borrower", "what", "reason")
+    list_select_related = ("user", "borrower")
+    list_filter = ("what",)
+    search_fields = ("=borrower__external_id", "=user__username")
+    search_help_text = _("A borrower's external id or a username, exactly.")
+    ordering = ("-at", "-id")
+    raw_id_fields = ("user", "borrower")

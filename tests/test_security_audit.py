@@ -69,3 +69,17 @@ def test_postgresql_refuses_updates_and_deletes_even_in_raw_sql(sql):
     with pytest.raises(IntegrityError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql)
     assert list(BorrowerView.objects.values_list("reason", flat=True)) == ["original"]
+
+
+def test_admin_lists_views_and_allows_no_change(client):
+    admin_user = UserFactory(is_staff=True, is_superuser=True)
+    borrower = BorrowerFactory()
+    borrower_view_record(user=admin_user, borrower=borrower, what="phone_revealed", reason="call back")
+    client.force_login(admin_user)
+    response = client.get("/admin/cases/borrowerview/", {"q": borrower.external_id})
+    assert response.status_code == 200
+    assert "phone_revealed" in response.content.decode()
+    assert client.get("/admin/cases/borrowerview/add/").status_code == 403
+    view = BorrowerView.objects.get()
+    assert client.post(f"/admin/cases/borrowerview/{view.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert BorrowerView.objects.count() == 1
