@@ -288,3 +288,14 @@ def test_the_dashboard_panel_shows_the_stored_figures_in_one_query(legal_user, d
     assert row[1:5] == [1, 0, Decimal("1000.00"), Decimal("300.00")]
     assert panel.display_rows[0][5] == "30.0%"
     assert row[6] == Decimal("30.00")
+
+
+def test_beat_runs_the_recall_task_daily_and_the_worker_knows_it():
+    from django_celery_beat.models import PeriodicTask
+
+    from collections_portal.celery import app
+
+    entry = PeriodicTask.objects.get(task="legal.tasks.recall_stale_placements")
+    assert entry.enabled and entry.crontab is not None
+    app.loader.import_default_modules()
+    assert "legal.tasks.recall_stale_placements" in app.tasks
