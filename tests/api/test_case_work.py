@@ -261,3 +261,11 @@ def test_approving_an_unknown_case_is_404(supervisor):
     assert (
         token_client(supervisor).post("/api/v1/cases/999999/approve-escalation/", {}, format="json").status_code == 404
     )
+
+
+def test_a_legal_user_may_not_log_contacts(case_of):
+    legal = token_client(UserFactory(username="lawyer2", role="legal"))
+    response = legal.post(url(case_of, "contacts"), {"channel": "phone", "outcome": "no_answer"}, format="json")
+
+    assert response.status_code == 403
+    assert not ContactAttempt.objects.exists()

@@ -168,3 +168,23 @@ def test_a_collector_reads_the_loans_of_their_cases_only(collector, case_of, cas
     response = client.get(f"{URL}{case_of_other.loan.external_id}/")
     assert response.status_code == 404
     assert client.get(f"{URL}{loan_with_schedule([dt.date(2026, 1, 1)]).external_id}/").status_code == 404
+
+
+def test_users_without_a_role_may_not_read_loans(outsider):
+    loan = loan_with_schedule([dt.date(2026, 1, 1)])
+    response = token_client(outsider).get(f"{URL}{loan.external_id}/")
+
+    assert response.status_code == 403
+    assert "cases.view_loan" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("installments", [1, 12])
+def test_reading_a_loan_takes_a_fixed_number_of_queries(lender, django_assert_num_queries, installments):
+    loan = loan_with_schedule([dt.date(2026, 1, 1) + dt.timedelta(days=31 * n) for n in range(installments)])
+    lender.get(f"{URL}{loan.external_id}/")
+
+    # token+user, user permissions, group permissions, the loan (live case annotated), its
+    # installments, the balance
+    with django_assert_num_queries(6):
+        response = lender.get(f"{URL}{loan.external_id}/")
+    assert len(response.json()["installments"]) == installments
