@@ -114,3 +114,12 @@ def _get(url: str) -> int | None:
         return exc.code
     except OSError:
         return None
+
+
+def test_the_private_broker_is_undone_afterwards(settings):
+    from collections_portal.celery import app
+
+    original = app.conf.broker_url
+    with celery_broker("redis://127.0.0.1:1/0"):
+        assert app.conf.broker_url == "redis://127.0.0.1:1/0"
+    assert app.conf.broker_url == original == settings.CELERY_BROKER_URL

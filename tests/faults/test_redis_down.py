@@ -25,9 +25,8 @@ FIRST, SECOND = 150, 100
 
 
 @pytest.fixture
-def private_broker(settings):
+def private_broker():
     server = RedisServer().start()
-    settings.CELERY_BROKER_URL = server.url
     try:
         with celery_broker(server.url):
             yield server

@@ -103,11 +103,17 @@ def celery_broker(url: str) -> Iterator[None]:
         app._pool = None
         app.amqp._producer_pool = None
 
-    previous = app.conf.broker_url
+    # app.conf reads Django's settings live (pytest-django's `settings` fixture may have
+    # changed them), so undo our own override rather than write back a value read here.
+    changes = app.conf.changes
+    had_override, previous = "broker_url" in changes, changes.get("broker_url")
     app.conf.broker_url = url
     reset_pools()
     try:
         yield
     finally:
-        app.conf.broker_url = previous
+        if had_override:
+            changes["broker_url"] = previous
+        else:
+            changes.pop("broker_url", None)
         reset_pools()
