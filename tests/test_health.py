@@ -1,6 +1,7 @@
 """GET /healthz: PostgreSQL and the broker, 200 or 503 with one JSON entry per check, no
 login, never redirected to HTTPS, not logged when healthy."""
 
+import json
 import logging
 import os
 import subprocess
@@ -123,3 +124,25 @@ def test_the_private_broker_is_undone_afterwards(settings):
     with celery_broker("redis://127.0.0.1:1/0"):
         assert app.conf.broker_url == "redis://127.0.0.1:1/0"
     assert app.conf.broker_url == original == settings.CELERY_BROKER_URL
+
+
+def test_it_answers_503_naming_the_database_when_postgresql_is_unreachable():
+    """A process whose database does not answer (nothing listens on the port)."""
+    code = (
+        "import django, json\ndjango.setup()\nfrom django.test import Client\n"
+        "r = Client().get('/healthz')\nprint(r.status_code, json.dumps(r.json()['checks']))\n"
+    )
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "DJANGO_SETTINGS_MODULE": "collections_portal.settings.test",
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:{free_port()}/nowhere",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    status, checks = result.stdout.strip().splitlines()[-1].split(" ", 1)
+    checks = json.loads(checks)
+    assert status == "503"
+    assert checks["database"]["ok"] is False and "connect" in checks["database"]["error"].lower()
+    assert checks["broker"]["ok"] is True
