@@ -1,23 +1,28 @@
 """One batch of the sweep: the statements for one range of loan ids, in one transaction.
 
 On PostgreSQL a batch of the loan phase sends a fixed number of statements, whatever the
-number of cases in it (eight when cases open or move, plus those of the stage-action
-handlers):
+number of cases in it: six, plus one for the events of existing cases when any changed,
+plus those of the stage-action handlers (a DROP of the temporary table is added when the
+batch runs inside an outer transaction: a dry run, a test):
 
-1. the range's loans locked; their days past due, outstanding and overdue amounts
-   computed by one GROUP BY over installments into a temporary table (dropped at commit),
-   then ANALYZEd so that the planner knows its size instead of guessing;
-2. live cases refreshed (figures and priority) and those back at DPD 0 resolved, in one
+1. the range's loans locked (``SELECT ... FOR UPDATE``);
+2. their days past due, outstanding and overdue amounts computed by one GROUP BY over
+   installments into a temporary table that is dropped at commit;
+3. that table ANALYZEd, so the planner knows its size instead of guessing;
+4. live cases refreshed (figures and priority) and those back at DPD 0 resolved, in one
    UPDATE;
-3. new cases for loans that reached the first stage, inserted at their final stage (or
+5. new cases for loans that reached the first stage, inserted at their final stage (or
    waiting at the approval gate above it) with their final priority (``INSERT ... ON
-   CONFLICT DO NOTHING`` against the one-live-case-per-loan index);
-4. stage transitions of existing cases as conditional UPDATEs (``WHERE stage = old AND
-   status = 'open'``) joined to a small table of (from stage, DPD range) → to stage, then
-   the gates (stages that require approval) and the repeats;
-5. the events, from the rows those statements returned, in one ``INSERT ... SELECT FROM
-   unnest(...)``; then the batch of stage entries goes to the registered stage-action
-   handlers, in the same transaction.
+   CONFLICT DO NOTHING`` against the one-live-case-per-loan index), their events written
+   by the same statement (a data-modifying CTE);
+6. moves, gates and repeats of existing cases in one conditional UPDATE joined to the
+   stage map's transitions (``advance``);
+7. the other events, from the rows those statements returned, in one ``INSERT ... SELECT
+   FROM unnest(...)``; then the batch of stage entries goes to the registered
+   stage-action handlers, in the same transaction.
+
+SQLite (the demo database) runs the same steps with the moves, gates and repeats as three
+statements and the events written with ``bulk_create``.
 
 Every statement that reads or writes cases is bounded to the batch's loan-id range, so it
 is driven by the index on ``cases_case.loan_id`` and costs the same in the first batch
