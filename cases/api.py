@@ -24,7 +24,7 @@ from cases import serializers as s
 from cases.api_support import IdempotentPostMixin, requires
 from cases.models import Case, CaseStatus, Hold, Installment, Loan, Stage
 from cases.models.cases import LIVE_STATUSES
-from cases.selectors import business_date, cases_for_user, loan_balance
+from cases.selectors import business_date, cases_for_user, loan_balance, loans_for_user
 from cases.services import loan_create, payment_record
 from cases.services.approvals import case_approve_escalation
 from cases.services.work import contact_log, hold_place, hold_release, promise_create
@@ -82,15 +82,6 @@ class ApiViewSet(IdempotentPostMixin, viewsets.GenericViewSet):
 
 
 # --- Loans and payments -----------------------------------------------------------------
-
-
-def loans_for_user(user) -> QuerySet[Loan]:
-    """Loans a user may read: every loan for those who feed or see every case, else the
-    loans of the cases they may see."""
-    loans = Loan.objects.select_related("borrower")
-    if user.is_superuser or user.has_perm("cases.view_all_cases") or user.has_perm("cases.add_loan"):
-        return loans
-    return loans.filter(pk__in=cases_for_user(user).values("loan_id"))
 
 
 def loan_detail(loan: Loan) -> Loan:

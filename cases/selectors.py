@@ -184,3 +184,12 @@ def _zone(name: str) -> dt.tzinfo:
 
 def loan_get(*, external_id: str) -> Loan | None:
     return Loan.objects.select_related("borrower").filter(external_id=external_id).first()
+
+
+def loans_for_user(user) -> QuerySet[Loan]:
+    """Loans a user may read: every loan for those who see every case or feed loans in (the
+    integration role), otherwise the loans of the cases ``cases_for_user`` lets them see."""
+    loans = Loan.objects.select_related("borrower")
+    if user.is_superuser or user.has_perm("cases.view_all_cases") or user.has_perm("cases.add_loan"):
+        return loans
+    return loans.filter(pk__in=cases_for_user(user).values("loan_id"))
