@@ -29,8 +29,8 @@ _supervisors = itertools.cycle(PLAN["supervisors"])
 
 class PortalUser(HttpUser):
     abstract = True
-    # People read a page before the next click: one to two seconds between requests.
-    wait_time = between(1, 2)
+    # People read a page before the next click: bench/load.py --think MIN,MAX (seconds).
+    wait_time = between(*(float(x) for x in os.environ.get("LOAD_THINK", "1,2").split(",")))
 
     def log_in(self, username: str) -> None:
         page = self.client.get("/accounts/login/", name="login (GET)")
