@@ -146,6 +146,28 @@ def test_the_lock_is_per_address_and_username(client):
 
 
 @pytest.mark.django_db
+def test_behind_a_proxy_the_clients_own_address_is_throttled(client, settings):
+    """All requests come from the proxy's address; the header it sets tells clients apart."""
+    settings.CLIENT_IP_HEADER = "X-Real-IP"
+    user = UserFactory(username="collector-proxy")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        client.post(
+            reverse("login"), {"username": user.username, "password": "wrong"}, REMOTE_ADDR="10.0.0.2",
+            HTTP_X_REAL_IP="203.0.113.9",
+        )  # fmt: skip
+    locked = client.post(
+        reverse("login"), {"username": user.username, "password": PASSWORD}, REMOTE_ADDR="10.0.0.2",
+        HTTP_X_REAL_IP="203.0.113.9",
+    )  # fmt: skip
+    assert locked.status_code == 429
+    other = client.post(
+        reverse("login"), {"username": user.username, "password": PASSWORD}, REMOTE_ADDR="10.0.0.2",
+        HTTP_X_REAL_IP="198.51.100.20",
+    )  # fmt: skip
+    assert other.status_code == 302
+
+
+@pytest.mark.django_db
 def test_a_successful_login_resets_the_failure_count(client):
     user = UserFactory(username="collector-z")
     for _ in range(settings.AXES_FAILURE_LIMIT - 1):
