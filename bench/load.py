@@ -365,7 +365,7 @@ def main() -> int:
                         # are committed one by one, so stopping it loses nothing: the next
                         # run's sweep (a later business date) carries on.
                         swept_during_load = swept_cases(args.db_url, sweep_wall_start)
-                        sweep.send_signal(signal.SIGINT)
+                        sweep.send_signal(signal.SIGTERM)
                         stopped = True
                     sweep_output = sweep.communicate()[0]
                     sweep_ended = time.monotonic()
