@@ -121,7 +121,8 @@ def row(ok: str = "", *, anonymous: str = "login", others: str = "denied", **spe
 EVERYONE = row("all", anonymous="ok")
 LOGGED_IN_ONLY = row("all")
 ALL_405 = row(others="405", anonymous="405")
-# POST-only views behind login_required: anonymous users are sent to log in first.
+# A method the view does not take, behind login_required: anonymous users are sent to log
+# in first, everyone else gets 405 (named for the POST-only views' GET).
 POST_ONLY = row(others="405")
 # Who works a case (CONTRACT section 9): its collector, supervisors, and the agency it is
 # placed with; legal staff see every case too. Someone else's case answers 404.
