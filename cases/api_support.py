@@ -15,7 +15,7 @@ from typing import Any
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -246,12 +246,15 @@ class IdempotentPostMixin:
     """Honour ``Idempotency-Key`` on POST: the same key and body replay the stored answer,
     the same key with another body or while the first request still runs gets 409.
 
-    The key is claimed after authentication, permissions and throttling (so it is scoped
-    to a known user) and before the handler runs; any answer below 500 is stored, a server
-    error gives the key back so the retry runs again.
+    The key is claimed (and committed) after authentication, permissions and throttling, so
+    it is scoped to a known user, and before the handler runs. The handler's writes and the
+    stored answer then share one transaction: either both are kept or neither is, so a
+    request that dies midway leaves no half-done work behind a key. Answers below 500 are
+    stored; a server error rolls the work back and gives the key back for the retry.
     """
 
     _idempotency: IdempotencyKey | None = None
+    _idempotency_atomic = None
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
@@ -271,6 +274,8 @@ class IdempotentPostMixin:
         if start.replay:
             raise _Replay(start.record)
         self._idempotency = start.record
+        self._idempotency_atomic = transaction.atomic()
+        self._idempotency_atomic.__enter__()
 
     def handle_exception(self, exc):
         if isinstance(exc, _Replay):
@@ -279,20 +284,32 @@ class IdempotentPostMixin:
             return response
         try:
             return super().handle_exception(exc)
-        except Exception:
-            self._give_back_key()
+        except Exception as unhandled:
+            self._end(unhandled)
             raise
 
     def finalize_response(self, request, response, *args, **kwargs):
-        record, self._idempotency = self._idempotency, None
+        record = self._idempotency
         if record is not None:
             if response.status_code >= 500 or response.status_code == status.HTTP_429_TOO_MANY_REQUESTS:
-                idempotency_abandon(record=record)
+                self._end(RuntimeError(f"HTTP {response.status_code}"))
             else:
-                idempotency_complete(record=record, status=response.status_code, body=response.data)
+                try:
+                    idempotency_complete(record=record, status=response.status_code, body=response.data)
+                except Exception as failed:
+                    self._end(failed)
+                    raise
+                self._end(None)
         return super().finalize_response(request, response, *args, **kwargs)
 
-    def _give_back_key(self) -> None:
-        record, self._idempotency = self._idempotency, None
-        if record is not None:
+    def _end(self, error: BaseException | None) -> None:
+        """Commit the work with its stored answer, or roll it back and give the key back."""
+        record, atomic = self._idempotency, self._idempotency_atomic
+        self._idempotency = self._idempotency_atomic = None
+        if atomic is not None:
+            if error is None:
+                atomic.__exit__(None, None, None)
+            else:
+                atomic.__exit__(type(error), error, error.__traceback__)
+        if error is not None and record is not None:
             idempotency_abandon(record=record)

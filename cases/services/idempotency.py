@@ -87,9 +87,10 @@ def idempotency_begin(*, user, key: str, method: str, path: str, fingerprint: st
     if not existing.is_complete:
         now = timezone.now()
         if existing.created_at < now - STALE_AFTER:
-            # The first request died without an answer (its worker was killed): nothing of it
-            # was committed, since the work runs in the services' own transactions after the
-            # claim. Take the key over with a conditional UPDATE, so only one retry wins it.
+            # The first request died without an answer (its worker was killed). Its work and
+            # its answer share one transaction (cases.api_support.IdempotentPostMixin), so
+            # nothing of it was kept: take the key over with a conditional UPDATE, so only
+            # one retry wins it, and run the request again.
             taken = IdempotencyKey.objects.filter(
                 pk=existing.pk, response_status__isnull=True, created_at=existing.created_at
             ).update(created_at=now)
