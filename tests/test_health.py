@@ -8,9 +8,11 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
+import redis
 from django.urls import reverse
 
 from tests.support.celery_worker import test_database_url as worker_database_url
@@ -121,9 +123,19 @@ def test_the_private_broker_is_undone_afterwards(settings):
     from collections_portal.celery import app
 
     original = app.conf.broker_url
+    with app.producer_or_acquire() as producer:  # the original broker's pools in use before
+        assert producer.connection.as_uri().startswith("redis://")
     with celery_broker("redis://127.0.0.1:1/0"):
         assert app.conf.broker_url == "redis://127.0.0.1:1/0"
     assert app.conf.broker_url == original == settings.CELERY_BROKER_URL
+    # ... and usable after: a task published to a queue of this test's own reaches Redis.
+    queue = f"test-undo-{uuid.uuid4().hex[:8]}"
+    app.send_task("cases.tasks.rebalance_collectors", queue=queue)
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    try:
+        assert client.llen(queue) == 1
+    finally:
+        client.delete(queue)
 
 
 def test_it_answers_503_naming_the_database_when_postgresql_is_unreachable():

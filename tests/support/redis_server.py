@@ -98,8 +98,9 @@ def celery_broker(url: str) -> Iterator[None]:
     from collections_portal.celery import app
 
     def reset_pools() -> None:
-        if app._pool is not None:
-            app._pool.force_close_all()
+        # Drop the app's references only: the pools themselves live in kombu's global
+        # registry, keyed by broker URL, and the original URL's pool must stay usable for
+        # the tests that follow (closing it leaves "Acquire on closed pool" behind).
         app._pool = None
         app.amqp._producer_pool = None
 
