@@ -13,6 +13,7 @@ from celery import shared_task
 
 from cases.selectors import business_date
 from cases.services.assignment import collectors_rebalance_inactive
+from cases.services.idempotency import idempotency_prune as idempotency_prune_service
 from cases.services.reporting import dashboard_refresh as reporting_refresh
 from cases.services.sweep import sweep_run
 
@@ -37,6 +38,12 @@ def rebalance_collectors() -> int:
     if moved:
         logger.info("rebalanced %d cases from inactive collectors", moved)
     return moved
+
+
+@shared_task(name="cases.tasks.idempotency_prune")
+def idempotency_prune() -> int:
+    """Housekeeping (beat: daily): forget API Idempotency-Keys older than a week."""
+    return idempotency_prune_service()
 
 
 @shared_task(name="cases.tasks.dashboard_refresh")

@@ -24,6 +24,8 @@ from cases.models import IdempotencyKey
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
+# Answers are kept this long: far longer than any client retries a request.
+KEEP_FOR = dt.timedelta(days=7)
 # A claim this old without an answer belongs to a request that died (gunicorn replaces a
 # worker after 60 s): a retry may take the key over.
 STALE_AFTER = dt.timedelta(minutes=5)
@@ -115,3 +117,13 @@ def idempotency_complete(*, record: IdempotencyKey, status: int, body: Any) -> N
 def idempotency_abandon(*, record: IdempotencyKey) -> None:
     """Give the key back after a server error, so the client's retry runs the request again."""
     IdempotencyKey.objects.filter(pk=record.pk, response_status__isnull=True).delete()
+
+
+def idempotency_prune(*, now: dt.datetime | None = None) -> int:
+    """Forget keys older than KEEP_FOR (beat runs it daily); returns how many went.
+
+    One DELETE on the created_at index; running it twice, or twice at once, deletes
+    nothing more the second time.
+    """
+    deleted, _per_model = IdempotencyKey.objects.filter(created_at__lt=(now or timezone.now()) - KEEP_FOR).delete()
+    return deleted

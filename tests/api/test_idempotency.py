@@ -190,3 +190,20 @@ def test_a_claim_left_by_a_request_that_died_is_taken_over_after_a_while(lender,
     assert retry.status_code == 201
     assert Loan.objects.count() == 1
     assert IdempotencyKey.objects.get(key="k-dead").response_status == 201
+
+
+@pytest.mark.django_db
+def test_keys_older_than_a_week_are_pruned_daily(lender, integration):
+    from django.utils import timezone
+    from django_celery_beat.models import PeriodicTask
+
+    from cases.tasks import idempotency_prune
+
+    lender.post(LOANS, LOAN, format="json", HTTP_IDEMPOTENCY_KEY="old")
+    lender.post(LOANS, body(external_id="L-NEW"), format="json", HTTP_IDEMPOTENCY_KEY="new")
+    IdempotencyKey.objects.filter(key="old").update(created_at=timezone.now() - dt.timedelta(days=8))
+
+    assert idempotency_prune.apply().get() == 1
+    assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["new"]
+    assert idempotency_prune.apply().get() == 0  # twice changes nothing
+    assert PeriodicTask.objects.get(task="cases.tasks.idempotency_prune").enabled
