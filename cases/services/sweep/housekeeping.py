@@ -7,16 +7,30 @@ move in the same sweep; a single-loan evaluation runs them for that loan's case 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from cases.models import EventKind
 from cases.policy import case_policy
 
 from .sql import LIVE_SQL, is_postgresql, sql_as_of_minus, sql_deadline
+
+if TYPE_CHECKING:
+    from .summary import SweepSummary
 
 
 class HousekeepingMixin:
     """Methods of ``Batch``; ``self.scope`` limits them to the batch's cases (or all)."""
 
     _grace_days: int | None = None
+    # Provided by Batch (batch.py); declared here for the type checker.
+    scope: str
+    summary: SweepSummary
+
+    if TYPE_CHECKING:
+
+        def execute(self, sql: str, params: dict[str, Any] | None = None, *, fetch: bool = False) -> list[tuple]: ...
+
+        def event(self, case_id: int, kind: str, detail: dict[str, Any]) -> None: ...
 
     def grace_days(self) -> int:
         """The policy's promise grace days, read once per batch (the policy is owned by
