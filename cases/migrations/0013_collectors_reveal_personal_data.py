@@ -19,7 +19,9 @@ def disallow(apps, schema_editor):
     Permission = apps.get_model("auth", "Permission")
     group = Group.objects.filter(name="collector").first()
     if group is not None:
-        group.permissions.remove(*Permission.objects.filter(content_type__app_label="cases", codename="reveal_personal_data"))
+        group.permissions.remove(
+            *Permission.objects.filter(content_type__app_label="cases", codename="reveal_personal_data")
+        )
 
 
 class Migration(migrations.Migration):
