@@ -500,3 +500,15 @@ def test_admin(world, name, kwargs):
         if changed:
             wrong.append(f"{role}: a GET of the admin wrote {changed}")
     assert not wrong, f"GET {url}:\n  " + "\n  ".join(wrong)
+
+
+@pytest.mark.django_db
+def test_the_write_check_sees_writes(world):
+    """The "refused requests write nothing" check is not vacuous: an allowed contact POST
+    shows up in the counters, and the savepoint leaves the world as it was."""
+    key, route = next((k, r) for k, r in SITE_PATTERNS if k == "case-contact")
+    url = url_for(world, key, route)
+    outcome, status, changed = request(world, "collector", "POST", key, url)
+    assert (outcome, status) == ("ok", 302)
+    assert changed.get("cases_contactattempt") == 1
+    assert not world["case"].contact_attempts.exists()
