@@ -11,8 +11,8 @@ from django.db.models import F
 from accounts.models import User
 from cases.models import Borrower, Case, CaseEvent, CaseStatus, Installment, Loan, Payment, Stage
 from cases.models.cases import LIVE_STATUSES
-from cases.selectors import business_date
-from legal.models import Agency
+from cases.selectors import business_date, cases_for_user
+from legal.models import Agency, Placement
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -75,6 +75,13 @@ def test_it_creates_the_demo_users_in_their_groups():
     assert groups["collector1"] == groups["collector2"] == groups["collector3"] == {"collector"}
     assert groups["supervisor"] == {"supervisor"}
     assert groups["legal"] == {"legal"}
+    assert groups["agency1"] == {"agency"}
+    # The agency user works the first demo agency's placements, and only those.
+    agency_user = User.objects.get(username="agency1")
+    agency = agency_user.agency_membership.agency
+    visible = set(cases_for_user(agency_user).values_list("pk", flat=True))
+    placed = set(Placement.objects.filter(agency=agency, recalled_at__isnull=True).values_list("case_id", flat=True))
+    assert visible and visible == placed
     admin = User.objects.get(username="admin")
     assert admin.is_superuser and admin.is_staff
     assert all(u.check_password("demo1234") for u in User.objects.all())

@@ -39,7 +39,7 @@ from cases.models.cases import LIVE_STATUSES
 from cases.selectors import business_date
 from cases.services import case_evaluate_loan, loan_create, payment_record
 from cases.services.approvals import case_approve_escalation
-from legal.models import Agency
+from legal.models import Agency, AgencyMember
 
 PREFIX = "DEMO-"
 # Shown on every run and in README; they only ever protect a local demo on 127.0.0.1.
@@ -54,12 +54,15 @@ DEMO_USERS = [
     ("collector2", "collector", "Chris", "Collins", "en"),
     ("collector3", "collector", "李静", "", "zh-hans"),
     ("legal", "legal", "Lee", "Legal", "en"),
+    # Works for the first demo agency and sees only the cases placed with it.
+    ("agency1", "agency", "张伟", "", "zh-hans"),
 ]
 ROLE_LABELS = {
     None: "staff superuser: Django admin at /admin/",
     "supervisor": "supervisor: every case, approvals",
     "collector": "collector: the cases assigned to them",
     "legal": "legal: cases, agencies",
+    "agency": "agency user: the cases placed with their agency",
 }
 AGENCIES = [
     ("华信催收服务有限公司", "陈经理", "agency-hx@example.com", "+862160000001", Decimal("18.00")),
@@ -146,7 +149,7 @@ class Command(BaseCommand):
         if not stages:
             raise CommandError("There are no active stage rules; run `manage.py migrate` first.")
         users = _create_users()
-        _create_agencies()
+        _create_agencies(agency_user=users["agency1"])
         plan = _build_plan(borrowers, today, stages)
         bar = tqdm(
             total=borrowers + len(plan.steps),
@@ -218,8 +221,8 @@ def _already_loaded() -> str:
 
 
 def _create_users() -> dict[str, User]:
-    groups = {g.name: g for g in Group.objects.filter(name__in={"collector", "supervisor", "legal", "admin"})}
-    if len(groups) < 4:
+    groups = {g.name: g for g in Group.objects.filter(name__in={"collector", "supervisor", "legal", "admin", "agency"})}
+    if len(groups) < 5:
         raise CommandError("The role groups are missing; run `manage.py migrate` first.")
     # One hash for all: each costs about a second by design, and the password is printed anyway.
     password = make_password(DEMO_PASSWORD)
@@ -240,9 +243,9 @@ def _create_users() -> dict[str, User]:
     return users
 
 
-def _create_agencies() -> None:
-    for name, contact, email, phone, commission in AGENCIES:
-        Agency.objects.get_or_create(
+def _create_agencies(*, agency_user: User) -> None:
+    for index, (name, contact, email, phone, commission) in enumerate(AGENCIES):
+        agency, _created = Agency.objects.get_or_create(
             name=name,
             defaults={
                 "contact_name": contact,
@@ -251,6 +254,8 @@ def _create_agencies() -> None:
                 "commission_percent": commission,
             },
         )
+        if index == 0:
+            AgencyMember.objects.get_or_create(user=agency_user, defaults={"agency": agency})
 
 
 # --- The plan: loans and what happened to them ---------------------------------------------
