@@ -109,3 +109,24 @@ def check_stage_guards(stage_code: str, case, *, as_of: dt.date) -> None:
     """Run the guards registered for ``stage_code``; the first refusal propagates."""
     for guard in _guards.get(stage_code, []):
         guard(case, as_of=as_of)
+
+
+# --- Event kinds other apps write ----------------------------------------------------------
+# CaseEvent.kind is free text: cases' own kinds are EventKind; an app that writes kinds of
+# its own (legal: "placed", "recalled"...) registers their translatable labels here so that
+# every timeline shows "Placed with an agency" rather than the stored word.
+_event_labels: dict[str, object] = {}
+
+
+def register_event_labels(labels: dict[str, object]) -> None:
+    _event_labels.update(labels)
+
+
+def event_label(kind: str) -> str:
+    """The reader's-language label of an event kind: cases' own, a registered one, or the word."""
+    from cases.models import EventKind
+
+    try:
+        return str(EventKind(kind).label)
+    except ValueError:
+        return str(_event_labels.get(kind, kind))

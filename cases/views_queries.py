@@ -18,6 +18,7 @@ from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_date
 from django.utils.translation import gettext as _
 
+from .actions import event_label
 from .models import (
     Case,
     CaseEvent,
@@ -237,7 +238,7 @@ def timeline_entry(event: CaseEvent, stages: list[Stage]) -> TimelineEntry:
         summary = " · ".join(parts)
     elif kind == EventKind.OPENED:
         summary = _("%(days)s days past due") % {"days": d.get("days_past_due", "")}
-    return TimelineEntry(event=event, label=_label(EventKind, kind), summary=summary)
+    return TimelineEntry(event=event, label=event_label(kind), summary=summary)
 
 
 def queue_stages() -> list[Stage]:
