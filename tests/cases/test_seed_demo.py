@@ -11,6 +11,7 @@ from django.db.models import F
 from accounts.models import User
 from cases.models import Borrower, Case, CaseEvent, CaseStatus, Installment, Loan, Payment, Stage
 from cases.models.cases import LIVE_STATUSES
+from cases.models.reporting import DailyActivity, StageSnapshot
 from cases.selectors import business_date, cases_for_user
 from legal.models import Agency, Placement
 from tests.factories import UserFactory
@@ -92,6 +93,16 @@ def test_it_creates_the_demo_users_in_their_groups():
     assert not Case.objects.filter(
         status__in=LIVE_STATUSES, stage__order__gte=phone_order, assigned_to__isnull=True
     ).exists()
+
+
+def test_the_dashboard_has_figures_right_after_loading():
+    seed()
+
+    today = business_date()
+    snapshot_rows = StageSnapshot.objects.filter(date=today)
+    assert sum(row.case_count for row in snapshot_rows) == Case.objects.filter(status__in=LIVE_STATUSES).count()
+    # The demo's history (opened cases, payments) shows in the daily figures too.
+    assert DailyActivity.objects.filter(cases_opened__gt=0).exists()
 
 
 def test_a_second_run_changes_nothing():
