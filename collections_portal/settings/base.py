@@ -119,6 +119,8 @@ AXES_FAILURE_LIMIT = env.int("DJANGO_LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("DJANGO_LOGIN_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# Its start-up banner would open the output of every manage.py command.
+AXES_VERBOSE = False
 AXES_HTTP_RESPONSE_CODE = 429
 # The login page again, with the (translated) lockout message instead of a bare text page.
 AXES_LOCKOUT_CALLABLE = "collections_portal.security.lockout_response"
