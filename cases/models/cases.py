@@ -1,6 +1,6 @@
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -98,6 +98,20 @@ class Case(models.Model):
         indexes = [
             models.Index(fields=["status", "stage"], name="case_status_stage_idx"),
             models.Index(fields=["assigned_to", "status", "-priority"], name="case_queue_idx"),
+            # A collector's queue in its exact order over live cases only: the first page is
+            # 25 index entries, not a sort of all their cases (920 ms -> 0.1 ms for a
+            # collector with 20,000 cases in a 1,000,000-case book, bench/pages.py).
+            models.Index(
+                F("assigned_to"),
+                F("priority").desc(),
+                # ASC is NULLS LAST on PostgreSQL, as the queue sorts; spelled out, SQLite
+                # (the demo) would refuse the index.
+                F("next_action_on").asc(),
+                F("days_past_due").desc(),
+                F("id"),
+                condition=Q(status__in=["open", "on_hold", "awaiting_approval"]),
+                name="case_queue_order_idx",
+            ),
             # The API lists a person's cases in id order (stable pages): one index range, not a
             # walk along the primary key past everyone else's cases (bench/api.py).
             models.Index(fields=["assigned_to", "status", "id"], name="case_assignee_id_idx"),
