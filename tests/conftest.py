@@ -24,3 +24,21 @@ def pytest_collection_modifyitems(items):
         if (marker is not None and marker.kwargs.get("transaction")) or uses_live_db:
             kwargs = {**(marker.kwargs if marker else {}), "transaction": True, "serialized_rollback": True}
             item.add_marker(pytest.mark.django_db(*(marker.args if marker else ()), **kwargs), append=False)
+
+
+@pytest.fixture(autouse=True)
+def _default_language_and_zone():
+    """Every test starts in the default language and time zone.
+
+    A request by a signed-in user activates that user's language for the thread (as
+    Django's LocaleMiddleware does for each request); without this reset a zh-hans user's
+    page in one test would turn the next test's messages Chinese.
+    """
+    from django.conf import settings
+    from django.utils import timezone, translation
+
+    translation.activate(settings.LANGUAGE_CODE)
+    timezone.deactivate()
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
+    timezone.deactivate()
