@@ -10,14 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections import Counter
-from collections.abc import Iterator
 from decimal import Decimal
-
-import pytest
 
 from cases.models import Borrower, Installment, Loan
 from notifications.models import MessageStatus, OutboundMessage
-from tests.support.smtp_server import SmtpServer
+from tests.support.provider_fixtures import smtp_server, twilio_server  # noqa: F401 (fixtures)
 from tests.support.twilio_server import TwilioServer
 
 # Where a message may end: anything else after recovery counts as lost.
@@ -92,25 +89,3 @@ def lost_and_duplicated(twilio: TwilioServer) -> tuple[int, int]:
     )
     duplicated = sum(count - 1 for count in accepted.values() if count > 1)
     return unsettled + sent_unseen, duplicated
-
-
-@pytest.fixture
-def twilio_server(settings) -> Iterator[TwilioServer]:
-    server = TwilioServer().start()
-    for name, value in server.settings().items():
-        setattr(settings, name, value)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def smtp_server(settings) -> Iterator[SmtpServer]:
-    server = SmtpServer().start()
-    for name, value in server.settings().items():
-        setattr(settings, name, value)
-    try:
-        yield server
-    finally:
-        server.stop()

@@ -10,30 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 from notifications.channels import sms
-from tests.support.smtp_server import SmtpServer
-from tests.support.twilio_server import TwilioServer, WebhookRecorder
-
-
-@pytest.fixture
-def twilio_server(settings) -> Iterator[TwilioServer]:
-    server = TwilioServer().start()
-    for name, value in server.settings().items():
-        setattr(settings, name, value)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def smtp_server(settings) -> Iterator[SmtpServer]:
-    server = SmtpServer().start()
-    for name, value in server.settings().items():
-        setattr(settings, name, value)
-    try:
-        yield server
-    finally:
-        server.stop()
+from tests.support.provider_fixtures import smtp_server, twilio_server  # noqa: F401 (fixtures)
+from tests.support.twilio_server import WebhookRecorder
 
 
 @pytest.fixture
